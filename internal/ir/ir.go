@@ -1,0 +1,306 @@
+// Package ir is the data-plane contract: the configuration a proxy runs,
+// produced by the translator and consumed by the proxy runtime.
+//
+// The proxy knows nothing of Gateway API; everything it needs is here, in
+// plain structs that serialise to JSON (the admin /config view, and later the
+// stream to remote proxies). Every element records where it came from
+// (Origin) so that status, metrics and the admin API can name the resource.
+//
+// Ordering is canonical: the translator emits listeners sorted by address,
+// virtual hosts by domain specificity and routes in Gateway API precedence
+// order, so that two translations of the same resources are byte-identical
+// and Version (a content hash) is stable.
+//
+// This package imports only the standard library.
+package ir
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"time"
+)
+
+// Config is one complete data-plane configuration.
+type Config struct {
+	// Version is a content hash of everything else; set by Finalize.
+	Version   string      `json:"version"`
+	Listeners []*Listener `json:"listeners"`
+	Clusters  []*Cluster  `json:"clusters"`
+}
+
+// Protocol of a listener socket.
+type Protocol string
+
+const (
+	ProtocolHTTP  Protocol = "HTTP"  // plain HTTP/1.1 and h2c (prior knowledge)
+	ProtocolHTTPS Protocol = "HTTPS" // TLS terminated here; h2 and HTTP/1.1 by ALPN
+)
+
+// Listener is one socket (address:port) shared by every Gateway listener that
+// uses it.
+type Listener struct {
+	// Name is unique within the Config, e.g. "127.0.0.2:80" or "0.0.0.0:80".
+	Name string `json:"name"`
+	// Address is the IP to bind; "" binds all interfaces.
+	Address  string   `json:"address"`
+	Port     int      `json:"port"`
+	Protocol Protocol `json:"protocol"`
+	// TLS is set when Protocol is HTTPS.
+	TLS *TLS `json:"tls,omitempty"`
+	// VirtualHosts in precedence order: exact domains first, then wildcard
+	// domains longest first, then "*". A request is served by the first
+	// virtual host whose domain matches its Host (port removed); if none
+	// of that host's routes match, the answer is 404 (no fall through to a
+	// less specific virtual host).
+	VirtualHosts []*VirtualHost `json:"virtualHosts"`
+	// Gateways lists "namespace/name" of the Gateways that use this socket,
+	// for metrics and logs.
+	Gateways []string `json:"gateways"`
+}
+
+// TLS is the server side TLS of an HTTPS listener.
+type TLS struct {
+	// Certificates to choose from by SNI. The first whose SNI patterns
+	// match the ClientHello's server name wins (patterns are in precedence
+	// order); with no SNI or no match, the first certificate is used.
+	Certificates []*Certificate `json:"certificates"`
+}
+
+// Certificate is a PEM certificate chain and key with the SNI names it serves.
+type Certificate struct {
+	// SNI patterns, exact ("a.example.com") or wildcard ("*.example.com");
+	// empty means any name.
+	SNI []string `json:"sni,omitempty"`
+	// CertPEM is the chain, leaf first.
+	CertPEM []byte `json:"-"`
+	// KeyPEM never leaves the process in logs or the admin API.
+	KeyPEM []byte `json:"-"`
+	// Origin names the Secret, e.g. "Secret/default/example-tls".
+	Origin string `json:"origin"`
+}
+
+// VirtualHost groups the routes served for one domain on a listener.
+type VirtualHost struct {
+	// Domain is an exact hostname, a wildcard "*.example.com" (matches one
+	// or more labels in place of the star, as Gateway API says), or "*".
+	Domain string `json:"domain"`
+	// Gateway is "namespace/name" of the Gateway this host belongs to
+	// (the first, when several Gateway listeners share the domain).
+	Gateway string `json:"gateway"`
+	// Routes in precedence order: the first whose Match holds serves the
+	// request.
+	Routes []*Route `json:"routes"`
+}
+
+// Route is one match of one rule of one route resource, with what to do.
+type Route struct {
+	// Name identifies the route in logs and metrics:
+	// "httproute/NAMESPACE/NAME/rule/R/match/M".
+	Name string `json:"name"`
+	// Origin names the resource and field, e.g.
+	// "HTTPRoute/default/app spec.rules[0].matches[1]".
+	Origin string `json:"origin"`
+	Match  Match  `json:"match"`
+
+	// Filters of the rule, applied in this order: request header
+	// modification, URL rewrite, mirrors; a redirect answers directly.
+	RequestHeaders  *HeaderModifier `json:"requestHeaders,omitempty"`
+	ResponseHeaders *HeaderModifier `json:"responseHeaders,omitempty"`
+	Redirect        *Redirect       `json:"redirect,omitempty"`
+	Rewrite         *Rewrite        `json:"rewrite,omitempty"`
+	Mirrors         []*Mirror       `json:"mirrors,omitempty"`
+
+	// Backends share the traffic by weight. A Backend with Cluster == ""
+	// is invalid: its share of the traffic is answered 500. With no
+	// Backends at all (and no Redirect) every request gets 500.
+	Backends []*Backend `json:"backends,omitempty"`
+
+	Timeouts Timeouts `json:"timeouts"`
+}
+
+// Match is the conjunction of conditions a request must meet.
+type Match struct {
+	Path PathMatch `json:"path"`
+	// Method is "" for any.
+	Method  string        `json:"method,omitempty"`
+	Headers []StringMatch `json:"headers,omitempty"`
+	Query   []StringMatch `json:"query,omitempty"`
+}
+
+// PathMatchType is how a path is compared.
+type PathMatchType string
+
+const (
+	PathExact  PathMatchType = "Exact"
+	PathPrefix PathMatchType = "PathPrefix" // element-wise: "/foo" matches "/foo" and "/foo/bar", not "/foobar"
+	PathRegex  PathMatchType = "RegularExpression"
+)
+
+// PathMatch compares the request path (normalised, without query).
+type PathMatch struct {
+	Type  PathMatchType `json:"type"`
+	Value string        `json:"value"`
+}
+
+// StringMatchType is how a header or query value is compared.
+type StringMatchType string
+
+const (
+	MatchExact StringMatchType = "Exact"
+	MatchRegex StringMatchType = "RegularExpression"
+)
+
+// StringMatch compares one header (name case-insensitive, canonical form
+// here) or one query parameter (name case-sensitive) with a value. For
+// headers with several values, the values are joined with "," first; for a
+// query parameter given several times, the first value is used.
+type StringMatch struct {
+	Name  string          `json:"name"`
+	Type  StringMatchType `json:"type"`
+	Value string          `json:"value"`
+}
+
+// HeaderModifier sets, adds and removes headers.
+type HeaderModifier struct {
+	Set    []Header `json:"set,omitempty"`
+	Add    []Header `json:"add,omitempty"`
+	Remove []string `json:"remove,omitempty"`
+}
+
+// Header is one name and value.
+type Header struct {
+	Name  string `json:"name"`
+	Value string `json:"value"`
+}
+
+// PathModifierType is how a redirect or rewrite changes the path.
+type PathModifierType string
+
+const (
+	ReplaceFullPath    PathModifierType = "ReplaceFullPath"
+	ReplacePrefixMatch PathModifierType = "ReplacePrefixMatch" // only with a PathPrefix match
+)
+
+// PathModifier changes the request path.
+type PathModifier struct {
+	Type  PathModifierType `json:"type"`
+	Value string           `json:"value"`
+}
+
+// Redirect answers with a redirect instead of forwarding. Nil fields keep
+// the request's value.
+type Redirect struct {
+	Scheme   *string `json:"scheme,omitempty"`
+	Hostname *string `json:"hostname,omitempty"`
+	// Port: nil means the Gateway API default (the well-known port of the
+	// resulting scheme is omitted from Location, otherwise the listener
+	// port is kept).
+	Port       *int          `json:"port,omitempty"`
+	Path       *PathModifier `json:"path,omitempty"`
+	StatusCode int           `json:"statusCode"` // 301 or 302 (default 302)
+}
+
+// Rewrite changes the request before it is forwarded.
+type Rewrite struct {
+	Hostname *string       `json:"hostname,omitempty"`
+	Path     *PathModifier `json:"path,omitempty"`
+}
+
+// Mirror sends a copy of a share of the requests to a cluster; its answers
+// are discarded.
+type Mirror struct {
+	Cluster string `json:"cluster"`
+	// Numerator/Denominator of requests mirrored; 1/1 when unset.
+	Numerator   int32 `json:"numerator"`
+	Denominator int32 `json:"denominator"`
+}
+
+// Backend is a weighted destination of a route.
+type Backend struct {
+	// Cluster names a Cluster of the Config; "" marks an invalid reference
+	// whose share of the traffic is answered 500.
+	Cluster string `json:"cluster"`
+	Weight  int32  `json:"weight"`
+	// Per-backend filters, applied after the route's.
+	RequestHeaders  *HeaderModifier `json:"requestHeaders,omitempty"`
+	ResponseHeaders *HeaderModifier `json:"responseHeaders,omitempty"`
+	// Name for logs and metrics, e.g. "Service/default/app:8080".
+	Name string `json:"name"`
+}
+
+// Timeouts of a route; zero means none.
+type Timeouts struct {
+	// Request bounds the whole exchange, from request received to response
+	// headers sent downstream (Gateway API timeouts.request).
+	Request Duration `json:"request,omitempty"`
+	// BackendRequest bounds one attempt to a backend, until its response
+	// headers arrive (Gateway API timeouts.backendRequest).
+	BackendRequest Duration `json:"backendRequest,omitempty"`
+}
+
+// Duration is a time.Duration that reads and writes as "1.5s" in JSON.
+type Duration time.Duration
+
+func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Duration(d).String()) }
+
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	v, err := time.ParseDuration(s)
+	*d = Duration(v)
+	return err
+}
+
+// UpstreamProtocol is how a cluster's endpoints are spoken to.
+type UpstreamProtocol string
+
+const (
+	UpstreamHTTP1 UpstreamProtocol = "HTTP/1.1"
+	UpstreamH2C   UpstreamProtocol = "h2c" // HTTP/2 prior knowledge, cleartext
+)
+
+// Cluster is a set of interchangeable endpoints.
+type Cluster struct {
+	// Name is unique, e.g. "service/default/app/8080" or
+	// "backend/default/ext".
+	Name     string           `json:"name"`
+	Protocol UpstreamProtocol `json:"protocol"`
+	// Endpoints, in a canonical order.
+	Endpoints []Endpoint `json:"endpoints"`
+	Origin    string     `json:"origin"`
+}
+
+// Endpoint is one destination: exactly one of Address, Hostname or Unix.
+type Endpoint struct {
+	// Address is "IP:port".
+	Address string `json:"address,omitempty"`
+	// Hostname with Port is resolved by DNS and re-resolved periodically;
+	// every resolved address becomes an endpoint.
+	Hostname string `json:"hostname,omitempty"`
+	Port     int    `json:"port,omitempty"`
+	// Unix is a unix socket path.
+	Unix string `json:"unix,omitempty"`
+}
+
+// Finalize computes Version from the content.
+func (c *Config) Finalize() {
+	c.Version = ""
+	b, _ := json.Marshal(c)
+	// Key material is excluded from JSON; hash it separately so a rotated
+	// certificate is a new version.
+	h := sha256.New()
+	h.Write(b)
+	for _, l := range c.Listeners {
+		if l.TLS == nil {
+			continue
+		}
+		for _, cert := range l.TLS.Certificates {
+			h.Write(cert.CertPEM)
+			h.Write(cert.KeyPEM)
+		}
+	}
+	c.Version = hex.EncodeToString(h.Sum(nil))[:16]
+}
