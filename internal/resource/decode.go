@@ -17,6 +17,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
+	sigsjson "sigs.k8s.io/json"
 	"sigs.k8s.io/yaml"
 
 	"causeway.dev/causeway/api/v1alpha1"
@@ -184,9 +185,9 @@ func (s *Snapshot) decodeDoc(src status.Source, raw []byte) *Problem {
 		s.drop(ref.Kind)
 		return fail(fmt.Sprintf("duplicate: %s is already defined at %s; this copy is ignored", ref, prev))
 	}
-	if err := yaml.UnmarshalStrict(raw, obj); err != nil {
+	if err := decodeStrict(raw, obj); err != nil {
 		s.drop(ref.Kind)
-		return fail("decoding " + ref.Kind + ": " + cleanYAMLError(err))
+		return fail("decoding " + ref.Kind + ": " + err.Error())
 	}
 	obj.SetNamespace(ref.Namespace)
 	s.Sources[ref] = src
@@ -224,11 +225,24 @@ func splitAPIVersion(av string) (group, version string) {
 	return "", av
 }
 
-// cleanYAMLError shortens the error of sigs.k8s.io/yaml, which repeats the
-// conversion step, to what the user needs: the field and what is wrong.
-func cleanYAMLError(err error) string {
-	msg := err.Error()
-	msg = strings.TrimPrefix(msg, "error unmarshaling JSON: while decoding JSON: ")
-	msg = strings.TrimPrefix(msg, "error converting YAML to JSON: ")
-	return msg
+// decodeStrict decodes a YAML document into obj, refusing unknown and
+// duplicate fields with errors that carry the field's full path
+// ("unknown field \"spec.rulez\""), as kubectl reports them.
+func decodeStrict(raw []byte, obj any) error {
+	js, err := yaml.YAMLToJSON(raw)
+	if err != nil {
+		return err
+	}
+	strict, err := sigsjson.UnmarshalStrict(js, obj)
+	if err != nil {
+		return errors.New(strings.TrimPrefix(err.Error(), "json: "))
+	}
+	if len(strict) > 0 {
+		msgs := make([]string, len(strict))
+		for i, e := range strict {
+			msgs[i] = e.Error()
+		}
+		return errors.New(strings.Join(msgs, "; "))
+	}
+	return nil
 }
