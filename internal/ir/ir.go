@@ -198,7 +198,7 @@ type Redirect struct {
 	// port is kept).
 	Port       *int          `json:"port,omitempty"`
 	Path       *PathModifier `json:"path,omitempty"`
-	StatusCode int           `json:"statusCode"` // 301 or 302 (default 302)
+	StatusCode int           `json:"statusCode"` // 301, 302 (default), 303, 307 or 308
 }
 
 // Rewrite changes the request before it is forwarded.

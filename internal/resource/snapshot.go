@@ -20,9 +20,9 @@ import (
 type Snapshot struct {
 	GatewayClasses  []*gwv1.GatewayClass
 	Gateways        []*gwv1.Gateway
-	HTTPRoutes      []*gwv1.HTTPRoute // v1 and v1beta1, decoded as v1
+	HTTPRoutes      []*gwv1.HTTPRoute      // v1 and v1beta1, decoded as v1
 	ReferenceGrants []*gwv1.ReferenceGrant // v1 and v1beta1, decoded as v1
-	Namespaces      []*corev1.Namespace // for allowedRoutes selectors
+	Namespaces      []*corev1.Namespace    // for allowedRoutes selectors
 	Services        []*corev1.Service
 	EndpointSlices  []*discoveryv1.EndpointSlice
 	Secrets         []*corev1.Secret
