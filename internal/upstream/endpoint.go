@@ -1,0 +1,145 @@
+package upstream
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"causeway.dev/causeway/internal/ir"
+)
+
+// endpoint is one destination address with its idle HTTP/1.1 connections
+// (or, for h2c, its own http.Transport). Endpoints are shared by all
+// clusters naming the same address and protocol, which is what lets pools
+// survive a reload.
+type endpoint struct {
+	m       *Manager
+	network string // "tcp" or "unix"
+	addr    string
+	host    string          // Host header when the request carries none
+	h2      *http.Transport // h2c endpoints only
+
+	mu     sync.Mutex
+	idle   []*conn // LIFO; ordered oldest first
+	closed bool    // no longer part of the configuration: stop pooling
+}
+
+func newEndpoint(m *Manager, k epKey) *endpoint {
+	e := &endpoint{m: m, network: k.network, addr: k.addr, host: k.addr}
+	if k.network == "unix" {
+		e.host = "localhost"
+	}
+	if k.proto == ir.UpstreamH2C {
+		e.h2 = newH2CTransport(e)
+	}
+	return e
+}
+
+// roundTrip sends req over this endpoint. untouched reports a failure to
+// connect before anything was sent: req.Body is then unread and still open
+// and the request may go to another endpoint. Otherwise req.Body is closed.
+func (e *endpoint) roundTrip(req *http.Request) (resp *http.Response, untouched bool, err error) {
+	if e.h2 != nil {
+		return e.roundTripH2C(req)
+	}
+	return e.roundTripH1(req)
+}
+
+// get takes the most recently used idle connection, nil when none.
+func (e *endpoint) get() *conn {
+	e.mu.Lock()
+	n := len(e.idle)
+	if n == 0 {
+		e.mu.Unlock()
+		return nil
+	}
+	c := e.idle[n-1]
+	e.idle[n-1] = nil
+	e.idle = e.idle[:n-1]
+	e.mu.Unlock()
+	return c
+}
+
+// put returns a connection whose last response ended cleanly.
+func (e *endpoint) put(c *conn) {
+	if c.br.Buffered() > 0 { // bytes nobody asked for: the stream is out of step
+		c.nc.Close()
+		return
+	}
+	c.idleAt = time.Now()
+	e.mu.Lock()
+	if e.closed || len(e.idle) >= e.m.opts.MaxIdlePerEndpoint {
+		e.mu.Unlock()
+		c.nc.Close()
+		return
+	}
+	e.idle = append(e.idle, c)
+	e.mu.Unlock()
+}
+
+// prune closes the connections idle since before cutoff.
+func (e *endpoint) prune(cutoff time.Time) {
+	e.mu.Lock()
+	i := 0
+	for i < len(e.idle) && e.idle[i].idleAt.Before(cutoff) {
+		i++
+	}
+	if i == 0 {
+		e.mu.Unlock()
+		return
+	}
+	old := make([]*conn, i)
+	copy(old, e.idle)
+	n := copy(e.idle, e.idle[i:])
+	clear(e.idle[n:])
+	e.idle = e.idle[:n]
+	e.mu.Unlock()
+	for _, c := range old {
+		c.nc.Close()
+	}
+}
+
+// close closes the idle connections; connections in use are closed when
+// their request ends.
+func (e *endpoint) close() {
+	e.mu.Lock()
+	e.closed = true
+	idle := e.idle
+	e.idle = nil
+	e.mu.Unlock()
+	for _, c := range idle {
+		c.nc.Close()
+	}
+	if e.h2 != nil {
+		e.h2.CloseIdleConnections()
+	}
+}
+
+// dial opens a connection; failures other than ctx's wrap ErrConnect.
+func (e *endpoint) dial(ctx context.Context) (net.Conn, error) {
+	nc, err := e.m.dialer.DialContext(ctx, e.network, e.addr)
+	if err != nil {
+		if cerr := ctx.Err(); cerr != nil {
+			return nil, fmt.Errorf("upstream %s: %w: %w", e.addr, cerr, err)
+		}
+		return nil, fmt.Errorf("upstream %s: %w: %w", e.addr, ErrConnect, err)
+	}
+	return nc, nil
+}
+
+// newConn dials a fresh HTTP/1.1 connection.
+func (e *endpoint) newConn(ctx context.Context) (*conn, error) {
+	nc, err := e.dial(ctx)
+	if err != nil {
+		return nil, err
+	}
+	c := &conn{nc: nc, ep: e}
+	c.br = bufio.NewReaderSize(connReader{c}, 4<<10)
+	c.bw = bufio.NewWriterSize(nc, 4<<10)
+	c.poke = c.expire
+	return c, nil
+}
