@@ -180,7 +180,8 @@ func (p Problem) Error() string {
 	if p.Parent != "" {
 		b.WriteString(" (" + p.Parent + ")")
 	}
-	if p.Condition.Field != "" {
+	// Messages that join several fields already name each one.
+	if p.Condition.Field != "" && !strings.Contains(p.Condition.Message, p.Condition.Field) {
 		b.WriteString(" " + p.Condition.Field)
 	}
 	fmt.Fprintf(&b, ": %s=False %s: %s", p.Condition.Type, p.Condition.Reason, p.Condition.Message)

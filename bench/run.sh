@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Measures Causeway beside nginx, HAProxy, Caddy and Go's httputil proxy in
+# one run of ../shared/bench/anchors.sh, then the router's Go benchmarks.
+# Usage: bench/run.sh [anchors.sh flags...], e.g. bench/run.sh --rounds 3 --tests h1
+# Results: the tables printed at the end; copy the figures to bench/RESULTS.md.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ANCHORS=${ANCHORS:-../shared/bench/anchors.sh}
+mkdir -p bin
+go build -trimpath -o bin/causeway ./cmd/causeway
+"$ANCHORS" --extra "causeway=CAUSEWAY_BIN=$PWD/bin/causeway $PWD/bench/causeway-anchor.sh" "$@"
+echo
+echo "== router (internal/route) =="
+go test -run '^$' -bench 'BenchmarkMatch' -benchmem ./internal/route/

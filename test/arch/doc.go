@@ -1,0 +1,3 @@
+// Package arch enforces the import rules of docs/architecture.md and that
+// every package says what it is.
+package arch
