@@ -1,0 +1,218 @@
+package proxy
+
+import (
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"causeway.dev/causeway/internal/ir"
+	"causeway.dev/causeway/internal/telemetry"
+)
+
+// listener is one bound socket and the http.Server on it. Its graph and its
+// certificates are swapped by Apply; the socket and the connections stay.
+type listener struct {
+	p     *Proxy
+	name  string
+	key   string // what must not change for the socket to be kept
+	tls   bool
+	ln    *limitListener
+	srv   *http.Server
+	stats *telemetry.ListenerStats
+	graph atomic.Pointer[graph]
+	certs atomic.Pointer[certSet]
+	done  chan struct{} // closed when Serve has returned
+}
+
+// listenerKey identifies a socket: same name, protocol, address and port.
+func listenerKey(l *ir.Listener) string {
+	return l.Name + "|" + string(l.Protocol) + "|" + net.JoinHostPort(l.Address, strconv.Itoa(l.Port))
+}
+
+// bind opens the socket of l; serving starts with start once a graph is set.
+func (p *Proxy) bind(l *ir.Listener) (*listener, error) {
+	addr := net.JoinHostPort(l.Address, strconv.Itoa(l.Port))
+	nl, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	ls := &listener{
+		p:     p,
+		name:  l.Name,
+		key:   listenerKey(l),
+		tls:   l.Protocol == ir.ProtocolHTTPS,
+		ln:    newLimitListener(nl, p.opts.MaxConnections),
+		stats: p.opts.Metrics.Listener(l.Name),
+		done:  make(chan struct{}),
+	}
+	protos := new(http.Protocols)
+	protos.SetHTTP1(true)
+	if ls.tls {
+		protos.SetHTTP2(true)
+	} else {
+		protos.SetUnencryptedHTTP2(true)
+	}
+	ls.srv = &http.Server{
+		Handler:           ls,
+		MaxHeaderBytes:    p.opts.MaxHeaderBytes,
+		ReadHeaderTimeout: p.opts.ReadHeaderTimeout,
+		IdleTimeout:       p.opts.IdleTimeout,
+		Protocols:         protos,
+		ConnState:         ls.connState,
+		// A misbehaving client is not worth more than a debug line.
+		ErrorLog: slog.NewLogLogger(p.opts.Logger.Handler(), slog.LevelDebug),
+	}
+	return ls, nil
+}
+
+// start serves the socket in a goroutine that ends when the server stops.
+func (ls *listener) start() {
+	var nl net.Listener = ls.ln
+	if ls.tls {
+		nl = tls.NewListener(nl, &tls.Config{
+			MinVersion:     tls.VersionTLS12,
+			NextProtos:     []string{"h2", "http/1.1"},
+			GetCertificate: ls.getCertificate,
+		})
+	}
+	go func() {
+		defer close(ls.done)
+		err := ls.srv.Serve(nl)
+		if err != nil && !errors.Is(err, http.ErrServerClosed) {
+			ls.p.opts.Logger.Error("listener stopped", "listener", ls.name, "err", err)
+		}
+	}()
+}
+
+// connState counts connections and frees their slot in the limit. A
+// hijacked connection (an upgrade) leaves the count: the proxy tracks it
+// on its own from there.
+func (ls *listener) connState(c net.Conn, s http.ConnState) {
+	switch s {
+	case http.StateNew:
+		ls.stats.ConnOpened()
+	case http.StateClosed, http.StateHijacked:
+		ls.stats.ConnClosed()
+		ls.ln.release()
+	}
+}
+
+// limitListener bounds the connections being served: Accept waits while
+// max connections are open. A slot is taken before Accept and given back
+// by release when the server reports the connection closed or hijacked.
+type limitListener struct {
+	net.Listener
+	sem       chan struct{}
+	closing   chan struct{}
+	closeOnce sync.Once
+}
+
+func newLimitListener(l net.Listener, max int) *limitListener {
+	return &limitListener{Listener: l, sem: make(chan struct{}, max), closing: make(chan struct{})}
+}
+
+func (l *limitListener) Accept() (net.Conn, error) {
+	select {
+	case l.sem <- struct{}{}:
+	case <-l.closing:
+		return nil, net.ErrClosed
+	}
+	c, err := l.Listener.Accept()
+	if err != nil {
+		l.release()
+		return nil, err
+	}
+	return c, nil
+}
+
+func (l *limitListener) release() { <-l.sem }
+
+func (l *limitListener) Close() error {
+	l.closeOnce.Do(func() { close(l.closing) })
+	return l.Listener.Close()
+}
+
+// certSet is the server certificates of one HTTPS listener, indexed by SNI.
+type certSet struct {
+	exact map[string]*tls.Certificate // lower-case names
+	wild  map[string]*tls.Certificate // "*.example.com" stored as ".example.com"
+	any   *tls.Certificate            // first certificate without SNI names
+	first *tls.Certificate
+}
+
+// compileCerts parses the certificates of a listener. Earlier certificates
+// win for equal names, as the IR lists them in precedence order.
+func compileCerts(t *ir.TLS) (*certSet, error) {
+	if t == nil || len(t.Certificates) == 0 {
+		return nil, errors.New("HTTPS listener without certificates")
+	}
+	cs := &certSet{exact: map[string]*tls.Certificate{}, wild: map[string]*tls.Certificate{}}
+	for i, c := range t.Certificates {
+		if c == nil {
+			continue
+		}
+		cert, err := tls.X509KeyPair(c.CertPEM, c.KeyPEM)
+		if err != nil {
+			return nil, fmt.Errorf("certificate %d (%s): %w", i, c.Origin, err)
+		}
+		if cs.first == nil {
+			cs.first = &cert
+		}
+		if len(c.SNI) == 0 && cs.any == nil {
+			cs.any = &cert
+		}
+		for _, n := range c.SNI {
+			n = strings.TrimSuffix(strings.ToLower(n), ".")
+			m, key := cs.exact, n
+			if strings.HasPrefix(n, "*.") {
+				m, key = cs.wild, n[1:]
+			}
+			if _, dup := m[key]; !dup {
+				m[key] = &cert
+			}
+		}
+	}
+	if cs.first == nil {
+		return nil, errors.New("HTTPS listener without certificates")
+	}
+	return cs, nil
+}
+
+// pick chooses by server name: exact, then the longest wildcard (which
+// stands for one or more labels, as in Gateway API), then a certificate
+// for any name, then the first.
+func (cs *certSet) pick(name string) *tls.Certificate {
+	name = strings.TrimSuffix(strings.ToLower(name), ".")
+	if c := cs.exact[name]; c != nil {
+		return c
+	}
+	for i := 1; i < len(name); i++ {
+		if name[i] == '.' {
+			if c := cs.wild[name[i:]]; c != nil {
+				return c
+			}
+		}
+	}
+	if cs.any != nil {
+		return cs.any
+	}
+	return cs.first
+}
+
+func (ls *listener) getCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
+	cs := ls.certs.Load()
+	if cs == nil {
+		return nil, errors.New("no certificate")
+	}
+	return cs.pick(hello.ServerName), nil
+}
+
+// Addr returns the bound address.
+func (ls *listener) addr() net.Addr { return ls.ln.Addr() }
