@@ -35,6 +35,13 @@ type Protocol string
 const (
 	ProtocolHTTP  Protocol = "HTTP"  // plain HTTP/1.1 and h2c (prior knowledge)
 	ProtocolHTTPS Protocol = "HTTPS" // TLS terminated here; h2 and HTTP/1.1 by ALPN
+	// ProtocolTLS routes TLS connections by SNI (L4Routes). With TLS set the
+	// connection is terminated here and its plaintext forwarded (Gateway API
+	// TLS listener, mode Terminate); without, the ClientHello is peeked and
+	// the encrypted stream passed through untouched (mode Passthrough).
+	ProtocolTLS Protocol = "TLS"
+	ProtocolTCP Protocol = "TCP" // bytes to the first L4Route's backends
+	ProtocolUDP Protocol = "UDP" // datagrams, per-client sessions
 )
 
 // Listener is one socket (address:port) shared by every Gateway listener that
@@ -54,9 +61,29 @@ type Listener struct {
 	// of that host's routes match, the answer is 404 (no fall through to a
 	// less specific virtual host).
 	VirtualHosts []*VirtualHost `json:"virtualHosts"`
+	// L4Routes serve TLS, TCP and UDP listeners (VirtualHosts is empty
+	// then). For TLS they are chosen by SNI: exact hostnames first, then the
+	// longest wildcard, then a route without hostnames; a ClientHello that
+	// matches none is refused. TCP and UDP use the first route.
+	L4Routes []*L4Route `json:"l4Routes,omitempty"`
 	// Gateways lists "namespace/name" of the Gateways that use this socket,
 	// for metrics and logs.
 	Gateways []string `json:"gateways"`
+}
+
+// L4Route forwards whole connections (TCP, TLS) or datagram sessions (UDP).
+type L4Route struct {
+	// Name: "tcproute/NS/NAME/rule/R", "tlsroute/...", "udproute/...".
+	Name   string `json:"name"`
+	Origin string `json:"origin"`
+	// Hostnames (TLS only): SNI patterns, exact or wildcard, in the order
+	// they are tried; empty matches any SNI.
+	Hostnames []string `json:"hostnames,omitempty"`
+	// Backends share connections by weight; Cluster "" refuses its share.
+	Backends []*Backend `json:"backends"`
+	// IdleTimeout closes a connection or UDP session idle this long;
+	// zero means the proxy's default.
+	IdleTimeout Duration `json:"idleTimeout,omitempty"`
 }
 
 // TLS is the server side TLS of an HTTPS listener.
@@ -117,6 +144,11 @@ type Route struct {
 	Backends []*Backend `json:"backends,omitempty"`
 
 	Timeouts Timeouts `json:"timeouts"`
+
+	// GRPC marks a route from a GRPCRoute: errors the proxy answers itself
+	// are gRPC statuses (trailers-only responses, e.g. UNAVAILABLE for no
+	// healthy backend), and grpc-timeout bounds the request.
+	GRPC bool `json:"grpc,omitempty"`
 }
 
 // Match is the conjunction of conditions a request must meet.
@@ -271,6 +303,130 @@ type Cluster struct {
 	// Endpoints, in a canonical order.
 	Endpoints []Endpoint `json:"endpoints"`
 	Origin    string     `json:"origin"`
+
+	// Resilience settings; nil means the defaults documented on each type.
+	LoadBalancer   *LoadBalancer     `json:"loadBalancer,omitempty"`
+	HealthCheck    *HealthCheck      `json:"healthCheck,omitempty"`
+	Outlier        *OutlierDetection `json:"outlierDetection,omitempty"`
+	CircuitBreaker *CircuitBreaker   `json:"circuitBreaker,omitempty"`
+	// ConnectTimeout bounds dialling an endpoint; zero means 5s.
+	ConnectTimeout Duration `json:"connectTimeout,omitempty"`
+	// IdleTimeout closes pooled connections idle this long; zero means the
+	// upstream default, kept below common server defaults so that a
+	// backend never closes a connection the pool is about to reuse.
+	IdleTimeout Duration `json:"idleTimeout,omitempty"`
+	// TLS to the endpoints (BackendTLSPolicy); nil is plaintext.
+	TLS *UpstreamTLS `json:"tls,omitempty"`
+}
+
+// UpstreamTLS is how the proxy verifies (and authenticates to) endpoints.
+type UpstreamTLS struct {
+	// SNI sent, and the name verified unless SubjectAltNames are given.
+	SNI string `json:"sni"`
+	// CACertPEM are the trusted roots; empty with SystemCAs uses the
+	// system pool.
+	CACertPEM []byte `json:"-"`
+	SystemCAs bool   `json:"systemCAs,omitempty"`
+	// SubjectAltNames, when set, replace hostname verification: the
+	// certificate must carry one of them (DNS name or URI).
+	SubjectAltNames []string `json:"subjectAltNames,omitempty"`
+	// Client certificate for upstream mutual TLS.
+	ClientCertPEM []byte `json:"-"`
+	ClientKeyPEM  []byte `json:"-"`
+	Origin        string `json:"origin"`
+}
+
+// LBPolicy is a load-balancing algorithm.
+type LBPolicy string
+
+const (
+	LBRoundRobin   LBPolicy = "RoundRobin" // the default (weighted by Endpoint.Weight)
+	LBRandom       LBPolicy = "Random"
+	LBLeastRequest LBPolicy = "LeastRequest" // power of two choices
+	LBRingHash     LBPolicy = "RingHash"
+	LBMaglev       LBPolicy = "Maglev"
+)
+
+// LoadBalancer chooses an endpoint per request.
+type LoadBalancer struct {
+	Policy LBPolicy `json:"policy"`
+	// HashOn keys RingHash and Maglev; the first key present in the
+	// request is used, a random endpoint otherwise.
+	HashOn []HashKey `json:"hashOn,omitempty"`
+	// SlowStart ramps a new endpoint's share up over this window.
+	SlowStart Duration `json:"slowStart,omitempty"`
+}
+
+// HashKey is one source of a consistent-hash key; exactly one field is set.
+type HashKey struct {
+	Header     string      `json:"header,omitempty"`
+	Cookie     *HashCookie `json:"cookie,omitempty"`
+	SourceIP   bool        `json:"sourceIP,omitempty"`
+	QueryParam string      `json:"queryParam,omitempty"`
+}
+
+// HashCookie keys on a cookie, set by the proxy when the request lacks it.
+type HashCookie struct {
+	Name string   `json:"name"`
+	TTL  Duration `json:"ttl,omitempty"`
+	Path string   `json:"path,omitempty"`
+}
+
+// HealthCheck probes every endpoint actively; exactly one of HTTP, TCP and
+// GRPC is set.
+type HealthCheck struct {
+	HTTP *HTTPHealthCheck `json:"http,omitempty"`
+	TCP  bool             `json:"tcp,omitempty"`
+	GRPC *GRPCHealthCheck `json:"grpc,omitempty"`
+	// Interval between probes (default 5s), with up to Jitter added.
+	Interval Duration `json:"interval,omitempty"`
+	Jitter   Duration `json:"jitter,omitempty"`
+	// Timeout of one probe (default 1s).
+	Timeout Duration `json:"timeout,omitempty"`
+	// Consecutive results that flip an endpoint (defaults 2 and 3).
+	HealthyThreshold   int `json:"healthyThreshold,omitempty"`
+	UnhealthyThreshold int `json:"unhealthyThreshold,omitempty"`
+}
+
+// HTTPHealthCheck is a GET of Path expecting one of ExpectedStatuses
+// (default 200-399).
+type HTTPHealthCheck struct {
+	Path             string `json:"path"`
+	Host             string `json:"host,omitempty"`
+	ExpectedStatuses []int  `json:"expectedStatuses,omitempty"`
+}
+
+// GRPCHealthCheck uses grpc.health.v1.Health/Check.
+type GRPCHealthCheck struct {
+	Service string `json:"service,omitempty"`
+}
+
+// OutlierDetection ejects endpoints that fail passively observed requests.
+// Zero counts disable their rule.
+type OutlierDetection struct {
+	Consecutive5xx                 int `json:"consecutive5xx,omitempty"`
+	ConsecutiveGatewayErrors       int `json:"consecutiveGatewayErrors,omitempty"` // 502, 503, 504
+	ConsecutiveLocalOriginFailures int `json:"consecutiveLocalOriginFailures,omitempty"`
+	// BaseEjectionTime (default 30s) is multiplied by the number of times
+	// the endpoint was ejected.
+	BaseEjectionTime Duration `json:"baseEjectionTime,omitempty"`
+	// Interval at which ejections are reconsidered (default 10s).
+	Interval Duration `json:"interval,omitempty"`
+	// MaxEjectionPercent of the endpoints may be ejected at once (default 10,
+	// at least one endpoint).
+	MaxEjectionPercent int `json:"maxEjectionPercent,omitempty"`
+	// PanicThreshold: when fewer than this percent of endpoints are healthy,
+	// all are used as if healthy (default 50; 0 disables panic mode).
+	PanicThreshold *int `json:"panicThreshold,omitempty"`
+}
+
+// CircuitBreaker caps a cluster's concurrency; zero means unlimited.
+// Overflow is answered 503 with response flag UO.
+type CircuitBreaker struct {
+	MaxConnections     int `json:"maxConnections,omitempty"`
+	MaxPendingRequests int `json:"maxPendingRequests,omitempty"`
+	MaxRequests        int `json:"maxRequests,omitempty"`
+	MaxRetries         int `json:"maxRetries,omitempty"`
 }
 
 // Endpoint is one destination: exactly one of Address, Hostname or Unix.
@@ -283,6 +439,11 @@ type Endpoint struct {
 	Port     int    `json:"port,omitempty"`
 	// Unix is a unix socket path.
 	Unix string `json:"unix,omitempty"`
+	// Weight relative to the cluster's other endpoints; 0 means 1.
+	Weight int32 `json:"weight,omitempty"`
+	// Zone and Region locate the endpoint for locality-aware routing.
+	Zone   string `json:"zone,omitempty"`
+	Region string `json:"region,omitempty"`
 }
 
 // Finalize computes Version from the content.
@@ -293,6 +454,13 @@ func (c *Config) Finalize() {
 	// certificate is a new version.
 	h := sha256.New()
 	h.Write(b)
+	for _, cl := range c.Clusters {
+		if cl.TLS != nil {
+			h.Write(cl.TLS.CACertPEM)
+			h.Write(cl.TLS.ClientCertPEM)
+			h.Write(cl.TLS.ClientKeyPEM)
+		}
+	}
 	for _, l := range c.Listeners {
 		if l.TLS == nil {
 			continue
