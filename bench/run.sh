@@ -5,7 +5,8 @@
 # Results: the tables printed at the end; copy the figures to bench/RESULTS.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-ANCHORS=${ANCHORS:-../shared/bench/anchors.sh}
+ANCHORS=${ANCHORS:-/work/shared/bench/anchors.sh}
+[ -x "$ANCHORS" ] || ANCHORS=../shared/bench/anchors.sh
 mkdir -p bin
 go build -trimpath -o bin/causeway ./cmd/causeway
 "$ANCHORS" --extra "causeway=CAUSEWAY_BIN=$PWD/bin/causeway $PWD/bench/causeway-anchor.sh" "$@"
