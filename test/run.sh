@@ -9,6 +9,8 @@ cd "$(dirname "$0")/.."
 # Real clients and servers the tests start themselves.
 pkgs=()
 command -v curl >/dev/null || pkgs+=(curl)
+command -v redis-server >/dev/null || pkgs+=(redis-server)
+command -v redis-cli >/dev/null || pkgs+=(redis-tools)
 if ((${#pkgs[@]})); then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq && apt-get install -y -qq "${pkgs[@]}" >/dev/null

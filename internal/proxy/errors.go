@@ -3,6 +3,7 @@ package proxy
 import (
 	"io"
 	"net/http"
+	"strings"
 )
 
 // textPlain is shared by every local reply; net/http only reads it.
@@ -12,7 +13,13 @@ var textPlain = []string{"text/plain; charset=utf-8"}
 // plain-text body, and records the status and response flag (as Envoy
 // names them: NR no route, UH no healthy upstream, UF connect failure,
 // UT upstream timeout, UC other upstream failure) for logs.
+//
+// A gRPC request gets the gRPC status for code instead (grpcReply).
 func (x *exchange) localReply(w http.ResponseWriter, code int, flag, body string) {
+	if x.grpc {
+		x.grpcReply(w, code, flag, strings.TrimSuffix(body, "\n"))
+		return
+	}
 	x.status, x.flags = code, flag
 	w.Header()["Content-Type"] = textPlain
 	w.WriteHeader(code)

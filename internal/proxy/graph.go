@@ -9,6 +9,7 @@ import (
 	"causeway.dev/causeway/internal/filter/redirect"
 	"causeway.dev/causeway/internal/filter/rewrite"
 	"causeway.dev/causeway/internal/ir"
+	"causeway.dev/causeway/internal/l4"
 	"causeway.dev/causeway/internal/route"
 	"causeway.dev/causeway/internal/telemetry"
 	"causeway.dev/causeway/internal/upstream"
@@ -40,6 +41,7 @@ type routeEntry struct {
 	timeout       time.Duration // smallest of the request and backend timeouts; 0: none
 	mirrors       []mirrorEntry
 	stats         *telemetry.RouteStats // answers given without a backend
+	grpc          bool                  // ir.Route.GRPC: local replies are gRPC statuses
 }
 
 // backendEntry is one weighted destination of a route.
@@ -66,6 +68,7 @@ type compiled struct {
 	graphs  map[string]*graph
 	certs   map[string]*certSet
 	entries []*routeEntry
+	l4      map[string]*l4.Table // TLS, TCP and UDP listeners (l4.go)
 }
 
 // compile builds the graphs of cfg without side effects on the running
@@ -78,7 +81,7 @@ func (p *Proxy) compile(cfg *ir.Config) (*compiled, error) {
 		}
 		clusters[c.Name] = true
 	}
-	out := &compiled{graphs: map[string]*graph{}, certs: map[string]*certSet{}}
+	out := &compiled{graphs: map[string]*graph{}, certs: map[string]*certSet{}, l4: map[string]*l4.Table{}}
 	for _, l := range cfg.Listeners {
 		if l == nil {
 			continue
@@ -88,6 +91,12 @@ func (p *Proxy) compile(cfg *ir.Config) (*compiled, error) {
 		}
 		if l.Port < 0 || l.Port > 65535 {
 			return nil, fmt.Errorf("listener %s: invalid port %d", l.Name, l.Port)
+		}
+		if isL4(l.Protocol) {
+			if err := compileL4(out, l, clusters); err != nil {
+				return nil, err
+			}
+			continue
 		}
 		g := &graph{scheme: "http", port: l.Port}
 		switch l.Protocol {
@@ -132,6 +141,7 @@ func (p *Proxy) compileRoute(vh *ir.VirtualHost, r *ir.Route, clusters map[strin
 		reqHeaders:  headers.Compile(r.RequestHeaders),
 		respHeaders: headers.Compile(r.ResponseHeaders),
 		stats:       p.opts.Metrics.Route(vh.Gateway, r.Name, ""),
+		grpc:        r.GRPC,
 	}
 	var err error
 	if r.Redirect != nil {
@@ -199,6 +209,7 @@ func (p *Proxy) compileRoute(vh *ir.VirtualHost, r *ir.Route, clusters map[strin
 // resolve points every backend and mirror at its upstream cluster. It runs
 // after Manager.Update and before the graphs are published.
 func (c *compiled) resolve(m *upstream.Manager) {
+	c.resolveL4(m)
 	for _, e := range c.entries {
 		for i := range e.backends {
 			if b := &e.backends[i]; b.cluster != "" {

@@ -33,6 +33,7 @@ type exchange struct {
 	entry     *routeEntry
 	be        *backendEntry
 	g         *graph
+	grpc      bool // local replies are gRPC statuses (grpc.go)
 }
 
 // errUpstreamTimeout is the cancel cause of a route timeout.
@@ -56,6 +57,7 @@ func (ls *listener) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (ls *listener) serve(w http.ResponseWriter, r *http.Request, x *exchange) {
 	p := ls.p
 	g := x.g
+	x.grpc = isGRPC(r)
 	raw := r.URL.EscapedPath()
 	path, ok := route.NormalizePath(raw)
 	if !ok {
@@ -69,6 +71,7 @@ func (ls *listener) serve(w http.ResponseWriter, r *http.Request, x *exchange) {
 		return
 	}
 	x.entry = e
+	x.grpc = x.grpc || e.grpc
 	if e.redirect != nil {
 		code, loc := e.redirect.Response(r, g.scheme, g.port)
 		w.Header()["Location"] = []string{loc}
@@ -116,9 +119,13 @@ func (ls *listener) serve(w http.ResponseWriter, r *http.Request, x *exchange) {
 	var ctx context.Context
 	var cancel context.CancelCauseFunc
 	var timer *time.Timer
-	if e.timeout > 0 {
+	timeout := e.timeout
+	if x.grpc {
+		timeout = grpcTimeout(r.Header, timeout)
+	}
+	if timeout > 0 {
 		ctx, cancel = context.WithCancelCause(r.Context())
-		timer = time.AfterFunc(e.timeout, func() { cancel(errUpstreamTimeout) })
+		timer = time.AfterFunc(timeout, func() { cancel(errUpstreamTimeout) })
 		out = r.WithContext(ctx)
 	} else if body != nil {
 		out = r.WithContext(r.Context())

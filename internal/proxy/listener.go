@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 
 	"causeway.dev/causeway/internal/ir"
+	"causeway.dev/causeway/internal/l4"
 	"causeway.dev/causeway/internal/telemetry"
 )
 
@@ -29,6 +30,12 @@ type listener struct {
 	graph atomic.Pointer[graph]
 	certs atomic.Pointer[certSet]
 	done  chan struct{} // closed when Serve has returned
+
+	// TLS, TCP and UDP listeners (l4.go): l4 serves l4ln or l4pc; ln and
+	// srv are nil.
+	l4   *l4.Server
+	l4ln net.Listener
+	l4pc *net.UDPConn
 }
 
 // listenerKey identifies a socket: same name, protocol, address and port.
@@ -38,6 +45,9 @@ func listenerKey(l *ir.Listener) string {
 
 // bind opens the socket of l; serving starts with start once a graph is set.
 func (p *Proxy) bind(l *ir.Listener) (*listener, error) {
+	if isL4(l.Protocol) {
+		return p.bindL4(l)
+	}
 	addr := net.JoinHostPort(l.Address, strconv.Itoa(l.Port))
 	nl, err := net.Listen("tcp", addr)
 	if err != nil {
@@ -74,6 +84,10 @@ func (p *Proxy) bind(l *ir.Listener) (*listener, error) {
 
 // start serves the socket in a goroutine that ends when the server stops.
 func (ls *listener) start() {
+	if ls.l4 != nil {
+		ls.startL4()
+		return
+	}
 	var nl net.Listener = ls.ln
 	if ls.tls {
 		nl = tls.NewListener(nl, &tls.Config{
@@ -215,4 +229,9 @@ func (ls *listener) getCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate
 }
 
 // Addr returns the bound address.
-func (ls *listener) addr() net.Addr { return ls.ln.Addr() }
+func (ls *listener) addr() net.Addr {
+	if ls.l4 != nil {
+		return ls.l4Addr()
+	}
+	return ls.ln.Addr()
+}

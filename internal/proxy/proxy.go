@@ -165,7 +165,7 @@ func (p *Proxy) Apply(cfg *ir.Config) error {
 		if l, ok := want[name]; !ok || listenerKey(l) != ls.key {
 			removed = append(removed, ls)
 			delete(p.listeners, name)
-			_ = ls.ln.Close()
+			ls.closeSocket()
 		}
 	}
 	var added []*listener
@@ -193,6 +193,9 @@ func (p *Proxy) Apply(cfg *ir.Config) error {
 			ls.certs.Store(cs)
 		}
 		ls.graph.Store(c.graphs[name])
+		if t := c.l4[name]; t != nil && ls.l4 != nil {
+			ls.l4.Swap(t)
+		}
 	}
 	for _, ls := range added {
 		ls.start()
@@ -214,9 +217,7 @@ func (p *Proxy) drain(ls *listener) {
 		defer p.active.Add(-1)
 		ctx, cancel := context.WithTimeout(p.bg, drainTimeout)
 		defer cancel()
-		if err := ls.srv.Shutdown(ctx); err != nil {
-			_ = ls.srv.Close()
-		}
+		_ = ls.stop(ctx)
 		<-ls.done
 	}()
 }
@@ -265,10 +266,7 @@ func (p *Proxy) Shutdown(ctx context.Context) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := l.srv.Shutdown(ctx); err != nil {
-				errs[i] = err
-				_ = l.srv.Close()
-			}
+			errs[i] = l.stop(ctx)
 			<-l.done
 		}()
 	}

@@ -135,6 +135,8 @@ func (s *Snapshot) decodeDoc(src status.Source, raw []byte) *Problem {
 	}
 	var obj metav1.Object
 	switch {
+	case group == gatewayGroup && isL4Route(tm.Kind, version):
+		obj = s.addL4Route(tm.Kind)
 	case group == gatewayGroup && (version == "v1" || version == "v1beta1"):
 		switch tm.Kind {
 		case "GatewayClass":
@@ -149,6 +151,10 @@ func (s *Snapshot) decodeDoc(src status.Source, raw []byte) *Problem {
 			o := &gwv1.HTTPRoute{}
 			obj = o
 			s.HTTPRoutes = append(s.HTTPRoutes, o)
+		case "GRPCRoute":
+			o := &gwv1.GRPCRoute{}
+			obj = o
+			s.GRPCRoutes = append(s.GRPCRoutes, o)
 		case "ReferenceGrant":
 			o := &gwv1.ReferenceGrant{}
 			obj = o
@@ -203,8 +209,16 @@ func (s *Snapshot) drop(kind string) {
 		s.Gateways = s.Gateways[:len(s.Gateways)-1]
 	case "HTTPRoute":
 		s.HTTPRoutes = s.HTTPRoutes[:len(s.HTTPRoutes)-1]
+	case "GRPCRoute":
+		s.GRPCRoutes = s.GRPCRoutes[:len(s.GRPCRoutes)-1]
 	case "ReferenceGrant":
 		s.ReferenceGrants = s.ReferenceGrants[:len(s.ReferenceGrants)-1]
+	case "TLSRoute":
+		s.TLSRoutes = s.TLSRoutes[:len(s.TLSRoutes)-1]
+	case "TCPRoute":
+		s.TCPRoutes = s.TCPRoutes[:len(s.TCPRoutes)-1]
+	case "UDPRoute":
+		s.UDPRoutes = s.UDPRoutes[:len(s.UDPRoutes)-1]
 	case "Service":
 		s.Services = s.Services[:len(s.Services)-1]
 	case "Secret":
@@ -216,6 +230,36 @@ func (s *Snapshot) drop(kind string) {
 	case "Backend":
 		s.Backends = s.Backends[:len(s.Backends)-1]
 	}
+}
+
+// isL4Route reports whether kind is a TLSRoute, TCPRoute or UDPRoute of a
+// version Gateway API v1.6 defines (v1, and the deprecated v1alpha2, plus
+// v1alpha3 for TLSRoute): their fields are the same, all decode as v1.
+func isL4Route(kind, version string) bool {
+	switch kind {
+	case "TLSRoute":
+		return version == "v1" || version == "v1alpha2" || version == "v1alpha3"
+	case "TCPRoute", "UDPRoute":
+		return version == "v1" || version == "v1alpha2"
+	}
+	return false
+}
+
+// addL4Route appends a new, empty route of kind to s and returns it.
+func (s *Snapshot) addL4Route(kind string) metav1.Object {
+	switch kind {
+	case "TLSRoute":
+		o := &gwv1.TLSRoute{}
+		s.TLSRoutes = append(s.TLSRoutes, o)
+		return o
+	case "TCPRoute":
+		o := &gwv1.TCPRoute{}
+		s.TCPRoutes = append(s.TCPRoutes, o)
+		return o
+	}
+	o := &gwv1.UDPRoute{}
+	s.UDPRoutes = append(s.UDPRoutes, o)
+	return o
 }
 
 func splitAPIVersion(av string) (group, version string) {

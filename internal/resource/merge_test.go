@@ -1,6 +1,7 @@
 package resource
 
 import (
+	"reflect"
 	"strings"
 	"testing"
 
@@ -144,5 +145,41 @@ func TestMergeMatchesDecode(t *testing.T) {
 	}
 	if len(m.Problems) != len(whole.Problems) || m.Problems[0] != whole.Problems[0] {
 		t.Errorf("problems %+v, want %+v", m.Problems, whole.Problems)
+	}
+}
+
+// TestMergeCoversEveryKind guards against a kind added to Snapshot but not
+// to Merge (the provider would silently drop it): one object of every kind,
+// decoded from one file, must survive a Merge.
+func TestMergeCoversEveryKind(t *testing.T) {
+	var docs []string
+	for kind, av := range map[string]string{
+		"GatewayClass": "gateway.networking.k8s.io/v1", "Gateway": "gateway.networking.k8s.io/v1",
+		"HTTPRoute": "gateway.networking.k8s.io/v1", "GRPCRoute": "gateway.networking.k8s.io/v1",
+		"TLSRoute": "gateway.networking.k8s.io/v1", "TCPRoute": "gateway.networking.k8s.io/v1alpha2",
+		"UDPRoute": "gateway.networking.k8s.io/v1alpha2", "ReferenceGrant": "gateway.networking.k8s.io/v1",
+		"Namespace": "v1", "Service": "v1", "Secret": "v1", "EndpointSlice": "discovery.k8s.io/v1",
+		"Backend": "causeway.dev/v1alpha1",
+	} {
+		docs = append(docs, "apiVersion: "+av+"\nkind: "+kind+"\nmetadata: {name: x}\n")
+	}
+	s := New()
+	s.Decode("all.yaml", []byte(strings.Join(docs, "---\n")))
+	if len(s.Problems) != 0 {
+		t.Fatalf("decode problems: %+v", s.Problems)
+	}
+	m := Merge(s)
+	v, mv := reflect.ValueOf(s).Elem(), reflect.ValueOf(m).Elem()
+	for i := 0; i < v.NumField(); i++ {
+		f := v.Type().Field(i)
+		if f.Type.Kind() != reflect.Slice || f.Name == "Problems" {
+			continue
+		}
+		if v.Field(i).Len() != 1 {
+			t.Errorf("decoding did not fill Snapshot.%s: add the kind to this test", f.Name)
+		}
+		if mv.Field(i).Len() != v.Field(i).Len() {
+			t.Errorf("Merge drops Snapshot.%s", f.Name)
+		}
 	}
 }

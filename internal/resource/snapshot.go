@@ -21,7 +21,11 @@ type Snapshot struct {
 	GatewayClasses  []*gwv1.GatewayClass
 	Gateways        []*gwv1.Gateway
 	HTTPRoutes      []*gwv1.HTTPRoute      // v1 and v1beta1, decoded as v1
+	GRPCRoutes      []*gwv1.GRPCRoute      // v1
 	ReferenceGrants []*gwv1.ReferenceGrant // v1 and v1beta1, decoded as v1
+	TLSRoutes       []*gwv1.TLSRoute       // v1, v1alpha3 and v1alpha2, decoded as v1
+	TCPRoutes       []*gwv1.TCPRoute       // v1 and v1alpha2, decoded as v1
+	UDPRoutes       []*gwv1.UDPRoute       // v1 and v1alpha2, decoded as v1
 	Namespaces      []*corev1.Namespace    // for allowedRoutes selectors
 	Services        []*corev1.Service
 	EndpointSlices  []*discoveryv1.EndpointSlice

@@ -134,9 +134,18 @@ type backendRef struct {
 	problem *status.Condition
 }
 
-// resolveBackend resolves a backendRef (or a mirror's) of an HTTPRoute in
-// namespace routeNS. field locates the reference for the condition.
-func (t *translator) resolveBackend(routeNS string, ref gwv1.BackendObjectReference, field string) backendRef {
+// resolveBackend resolves a backendRef (or a mirror's) of a route of kind
+// (HTTPRoute, GRPCRoute) in namespace routeNS. field locates the reference
+// for the condition. A GRPCRoute's clusters speak h2c (grpcCluster).
+func (t *translator) resolveBackend(kind, routeNS string, ref gwv1.BackendObjectReference, field string) backendRef {
+	out := t.resolveRef(kind, routeNS, ref, field)
+	if kind == "GRPCRoute" && out.cluster != "" {
+		out.cluster = t.grpcCluster(out.cluster)
+	}
+	return out
+}
+
+func (t *translator) resolveRef(routeKind, routeNS string, ref gwv1.BackendObjectReference, field string) backendRef {
 	group, kind, ns := "", "Service", routeNS
 	if ref.Group != nil {
 		group = string(*ref.Group)
@@ -163,8 +172,8 @@ func (t *translator) resolveBackend(routeNS string, ref gwv1.BackendObjectRefere
 	default:
 		return fail(status.ReasonInvalidKind, "backend kind %q of group %q is not supported; use a core Service or a %s Backend", kind, group, v1alpha1.Group)
 	}
-	if !t.permitted(refFrom{gatewayGroup, "HTTPRoute", routeNS}, refTo{group, kind, ns, key.name}) {
-		return fail(status.ReasonRefNotPermitted, "%s %s is in another namespace and no ReferenceGrant there allows HTTPRoutes of namespace %s to use it", kind, key, routeNS)
+	if !t.permitted(refFrom{gatewayGroup, routeKind, routeNS}, refTo{group, kind, ns, key.name}) {
+		return fail(status.ReasonRefNotPermitted, "%s %s is in another namespace and no ReferenceGrant there allows %ss of namespace %s to use it", kind, key, routeKind, routeNS)
 	}
 	if kind == "Backend" {
 		b := t.backends[key]

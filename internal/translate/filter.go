@@ -39,7 +39,7 @@ type ruleFilters struct {
 // compileFilters converts a rule's filters. Mirror references that cannot
 // be resolved are left out and returned as ref problems, as Gateway API
 // requires; everything else invalid is a fieldErr.
-func (t *translator) compileFilters(routeNS string, fs []gwv1.HTTPRouteFilter, field string) (*ruleFilters, []status.Condition, *fieldErr) {
+func (t *translator) compileFilters(kind, routeNS string, fs []gwv1.HTTPRouteFilter, field string) (*ruleFilters, []status.Condition, *fieldErr) {
 	out := &ruleFilters{}
 	var refProblems []status.Condition
 	seen := map[gwv1.HTTPRouteFilterType]bool{}
@@ -68,7 +68,7 @@ func (t *translator) compileFilters(routeNS string, fs []gwv1.HTTPRouteFilter, f
 		case gwv1.HTTPRouteFilterRequestMirror:
 			var m *ir.Mirror
 			var problem *status.Condition
-			m, problem, err = t.mirror(routeNS, f.RequestMirror, ff+".requestMirror")
+			m, problem, err = t.mirror(kind, routeNS, f.RequestMirror, ff+".requestMirror")
 			if problem != nil {
 				refProblems = append(refProblems, *problem)
 			}
@@ -256,7 +256,7 @@ func pathModifier(m *gwv1.HTTPPathModifier, field string) (*ir.PathModifier, *fi
 
 // mirror converts a RequestMirror filter. An unresolvable backend drops the
 // mirror (Gateway API: "not configure this backend") and is a ref problem.
-func (t *translator) mirror(routeNS string, f *gwv1.HTTPRequestMirrorFilter, field string) (*ir.Mirror, *status.Condition, *fieldErr) {
+func (t *translator) mirror(kind, routeNS string, f *gwv1.HTTPRequestMirrorFilter, field string) (*ir.Mirror, *status.Condition, *fieldErr) {
 	if f == nil {
 		return nil, nil, missing(field)
 	}
@@ -278,7 +278,7 @@ func (t *translator) mirror(routeNS string, f *gwv1.HTTPRequestMirrorFilter, fie
 			return nil, nil, unsupported(field+".fraction", "fraction %d/%d must satisfy 0 <= numerator <= denominator and denominator >= 1", m.Numerator, m.Denominator)
 		}
 	}
-	ref := t.resolveBackend(routeNS, f.BackendRef, field+".backendRef")
+	ref := t.resolveBackend(kind, routeNS, f.BackendRef, field+".backendRef")
 	if ref.problem != nil {
 		return nil, ref.problem, nil
 	}

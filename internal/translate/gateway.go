@@ -46,10 +46,13 @@ type listener struct {
 	hostname string // "" matches any
 	st       *status.Listener
 
-	accepted   bool // may take routes: valid, not conflicted
-	programmed bool // accepted, refs resolved, serving
-	httpRoutes bool // allowedRoutes.kinds admits HTTPRoute
-	certsBad   bool // a certificateRef is not usable
+	accepted   bool       // may take routes: valid, not conflicted
+	programmed bool       // accepted, refs resolved, serving
+	httpRoutes bool       // allowedRoutes.kinds admits HTTPRoute
+	grpcRoutes bool       // allowedRoutes.kinds admits GRPCRoute
+	claims     []claim    // routes attached so far (grpcroute.go)
+	certsBad   bool       // a certificateRef is not usable
+	l4         l4Listener // TLS, TCP and UDP listeners (tcproute.go)
 	from       gwv1.FromNamespaces
 	selector   labels.Selector
 	certs      []*ir.Certificate
@@ -66,6 +69,7 @@ type socket struct {
 	owner     string // Gateway that first claimed it
 	listeners []*listener
 	entries   []*entry
+	l4        []*l4Placed // L4 routes (tcproute.go)
 }
 
 func (t *translator) translateClasses() {
@@ -168,11 +172,12 @@ func (t *translator) translateGateway(g *gateway) {
 			l.accepted = true
 		}
 		// Unsupported extra route kinds do not stop a listener from
-		// serving HTTPRoutes; unusable certificates do.
-		if l.accepted && !l.certsBad && l.httpRoutes {
+		// serving the kinds it supports; unusable certificates do.
+		routes := l.httpRoutes || l.grpcRoutes || l.l4.allowed
+		if l.accepted && !l.certsBad && routes {
 			t.claimSockets(l, addrs)
 		}
-		l.programmed = l.accepted && !l.certsBad && l.httpRoutes && l.conflictCond == nil
+		l.programmed = l.accepted && !l.certsBad && routes && l.conflictCond == nil
 		if !l.programmed {
 			l.sockets = nil
 		}
@@ -238,8 +243,10 @@ func (t *translator) checkListener(l *listener, spec *gwv1.Listener) {
 		}
 	case gwv1.HTTPSProtocolType:
 		l.protocol = ir.ProtocolHTTPS
+	case gwv1.TLSProtocolType, gwv1.TCPProtocolType, gwv1.UDPProtocolType:
+		checkL4Listener(l, spec, reject)
 	default:
-		reject(status.ReasonUnsupportedProtocol, ".protocol", "protocol %q is not supported yet; use HTTP or HTTPS", spec.Protocol)
+		reject(status.ReasonUnsupportedProtocol, ".protocol", "protocol %q is not supported; use HTTP, HTTPS, TLS, TCP or UDP", spec.Protocol)
 	}
 	if l.port < 1 || l.port > 65535 {
 		reject(status.ReasonPortUnavailable, ".port", "port %d is out of range 1-65535", l.port)
@@ -250,7 +257,7 @@ func (t *translator) checkListener(l *listener, spec *gwv1.Listener) {
 		}
 	}
 	t.checkAllowedRoutes(l, spec, reject)
-	if l.protocol == ir.ProtocolHTTPS {
+	if l.protocol == ir.ProtocolHTTPS || l.l4.terminate {
 		t.loadCertificates(l, spec, reject)
 	}
 }
@@ -280,9 +287,13 @@ func (t *translator) checkAllowedRoutes(l *listener, spec *gwv1.Listener, reject
 	if l.protocol == "" {
 		return // unsupported protocol: no route kind is served
 	}
+	if l.l4.kind != "" {
+		checkL4Kinds(l, ar)
+		return
+	}
 	if ar == nil || len(ar.Kinds) == 0 {
-		l.httpRoutes = true
-		l.st.SupportedKinds = []string{"HTTPRoute"}
+		l.httpRoutes, l.grpcRoutes = true, true
+		l.st.SupportedKinds = []string{"HTTPRoute", "GRPCRoute"}
 		return
 	}
 	var bad []string
@@ -295,14 +306,21 @@ func (t *translator) checkAllowedRoutes(l *listener, spec *gwv1.Listener, reject
 			l.httpRoutes = true
 			continue
 		}
+		if group == gatewayGroup && k.Kind == "GRPCRoute" {
+			l.grpcRoutes = true
+			continue
+		}
 		bad = append(bad, group+"/"+string(k.Kind))
 	}
 	if l.httpRoutes {
-		l.st.SupportedKinds = []string{"HTTPRoute"}
+		l.st.SupportedKinds = append(l.st.SupportedKinds, "HTTPRoute")
+	}
+	if l.grpcRoutes {
+		l.st.SupportedKinds = append(l.st.SupportedKinds, "GRPCRoute")
 	}
 	if len(bad) > 0 {
 		c := cond(status.ResolvedRefs, false, status.ReasonInvalidRouteKinds, l.field()+".allowedRoutes.kinds",
-			"route kinds %s are not supported; supported: HTTPRoute", strings.Join(bad, ", "))
+			"route kinds %s are not supported; supported: HTTPRoute, GRPCRoute", strings.Join(bad, ", "))
 		l.refsCond = &c
 	}
 }
@@ -452,7 +470,7 @@ func (t *translator) claimSockets(l *listener, addrs []string) {
 	for _, a := range addrs {
 		name := socketName(a, l.port)
 		if s := t.sockets[name]; s != nil {
-			if s.l.Protocol != l.protocol {
+			if s.l.Protocol != l.protocol || l4Mismatch(s, l) {
 				c := cond(status.Conflicted, true, status.ReasonProtocolConflict, l.field()+".protocol",
 					"%s is already served with protocol %s for Gateway %s", name, s.l.Protocol, s.owner)
 				l.conflictCond = &c
@@ -545,10 +563,10 @@ func (t *translator) gatewayConditions(g *gateway) {
 	}
 }
 
-// allows reports whether a route in namespace ns may attach to l (kinds and
-// namespaces of allowedRoutes).
-func (t *translator) allows(l *listener, ns string) bool {
-	if !l.httpRoutes {
+// allows reports whether a route of kind in namespace ns may attach to l
+// (kinds and namespaces of allowedRoutes).
+func (t *translator) allows(l *listener, ns, kind string) bool {
+	if kind == "GRPCRoute" && !l.grpcRoutes || kind != "GRPCRoute" && !l.httpRoutes {
 		return false
 	}
 	switch l.from {

@@ -14,10 +14,13 @@ import (
 	"causeway.dev/causeway/internal/status"
 )
 
-// compiledRoute is an HTTPRoute's rules in IR form, computed once and
-// placed on every listener the route attaches to.
+// compiledRoute is an HTTPRoute's or a GRPCRoute's rules in IR form,
+// computed once and placed on every listener the route attaches to.
 type compiledRoute struct {
-	obj         *gwv1.HTTPRoute
+	obj         *gwv1.HTTPRoute // nil for a GRPCRoute
+	kind        string          // "HTTPRoute" or "GRPCRoute"
+	parents     []gwv1.ParentReference
+	created     metav1.Time
 	key         nsName
 	hosts       []string
 	hostProblem *fieldErr
@@ -39,24 +42,31 @@ type entry struct {
 	domain   string // effective domain
 	listener string // domain form of the listener hostname it came through
 	gwOrder  int
+
+	grpc *grpcRank // set for GRPCRoute entries (grpcroute.go)
 }
 
+// translateRoutes compiles and attaches HTTPRoutes and GRPCRoutes, oldest
+// first: an older route claims a listener hostname before a newer one of
+// the other kind can (see attach).
 func (t *translator) translateRoutes() {
-	routes := append([]*gwv1.HTTPRoute(nil), t.s.HTTPRoutes...)
-	sort.SliceStable(routes, func(i, j int) bool {
-		return precedes(routes[i].CreationTimestamp, routes[j].CreationTimestamp,
-			nsName{routes[i].Namespace, routes[i].Name}, nsName{routes[j].Namespace, routes[j].Name})
-	})
-	for _, hr := range routes {
-		cr := t.compileRoute(hr)
-		res := t.entry("HTTPRoute", hr.Namespace, hr.Name)
-		if len(hr.Spec.ParentRefs) == 0 {
+	crs := make([]*compiledRoute, 0, len(t.s.HTTPRoutes)+len(t.s.GRPCRoutes))
+	for _, hr := range t.s.HTTPRoutes {
+		crs = append(crs, t.compileRoute(hr))
+	}
+	for _, gr := range t.s.GRPCRoutes {
+		crs = append(crs, t.compileGRPCRoute(gr))
+	}
+	sort.SliceStable(crs, func(i, j int) bool { return precedes(crs[i].created, crs[j].created, crs[i].key, crs[j].key) })
+	for _, cr := range crs {
+		res := t.entry(cr.kind, cr.key.ns, cr.key.name)
+		if len(cr.parents) == 0 {
 			res.Conditions = append(res.Conditions, cond(status.Accepted, false, status.ReasonNoMatchingParent, "spec.parentRefs",
 				"the route has no parentRefs, so it is attached to no Gateway"))
 			continue
 		}
 		attached := map[*listener]bool{}
-		for i := range hr.Spec.ParentRefs {
+		for i := range cr.parents {
 			res.Parents = append(res.Parents, t.attach(cr, i, attached))
 		}
 	}
@@ -64,14 +74,9 @@ func (t *translator) translateRoutes() {
 
 // compileRoute validates the route's hostnames and compiles its rules.
 func (t *translator) compileRoute(hr *gwv1.HTTPRoute) *compiledRoute {
-	cr := &compiledRoute{obj: hr, key: nsName{hr.Namespace, hr.Name}, rules: len(hr.Spec.Rules)}
-	for i, h := range hr.Spec.Hostnames {
-		if err := validHostname(string(h), true); err != nil {
-			cr.hostProblem = unsupported(fmt.Sprintf("spec.hostnames[%d]", i), "%v", err)
-			break
-		}
-		cr.hosts = append(cr.hosts, string(h))
-	}
+	cr := &compiledRoute{obj: hr, kind: "HTTPRoute", parents: hr.Spec.ParentRefs, created: hr.CreationTimestamp,
+		key: nsName{hr.Namespace, hr.Name}, rules: len(hr.Spec.Rules)}
+	cr.compileHostnames(hr.Spec.Hostnames)
 	for ri := range hr.Spec.Rules {
 		entries, refs, err := t.compileRule(cr, ri)
 		cr.refProblems = append(cr.refProblems, refs...)
@@ -82,6 +87,17 @@ func (t *translator) compileRoute(hr *gwv1.HTTPRoute) *compiledRoute {
 		cr.entries = append(cr.entries, entries...)
 	}
 	return cr
+}
+
+// compileHostnames validates the route's hostnames into cr.hosts.
+func (cr *compiledRoute) compileHostnames(hs []gwv1.Hostname) {
+	for i, h := range hs {
+		if err := validHostname(string(h), true); err != nil {
+			cr.hostProblem = unsupported(fmt.Sprintf("spec.hostnames[%d]", i), "%v", err)
+			break
+		}
+		cr.hosts = append(cr.hosts, string(h))
+	}
 }
 
 // compileRule turns one rule into one entry per match.
@@ -106,7 +122,7 @@ func (t *translator) compileRule(cr *compiledRoute, ri int) ([]*entry, []status.
 		}
 		irMatches[mi] = m
 	}
-	f, refProblems, err := t.compileFilters(cr.key.ns, rule.Filters, field)
+	f, refProblems, err := t.compileFilters(cr.kind, cr.key.ns, rule.Filters, field)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -136,7 +152,7 @@ func (t *translator) compileRule(cr *compiledRoute, ri int) ([]*entry, []status.
 		if ferr != nil {
 			return nil, refProblems, ferr
 		}
-		ref := t.resolveBackend(cr.key.ns, br.BackendObjectReference, bfield)
+		ref := t.resolveBackend(cr.kind, cr.key.ns, br.BackendObjectReference, bfield)
 		if ref.problem != nil {
 			refProblems = append(refProblems, *ref.problem)
 		}
@@ -293,7 +309,7 @@ func validPath(p string) error {
 // attached collects listeners already counted for this route, so that two
 // parentRefs selecting one listener count once.
 func (t *translator) attach(cr *compiledRoute, idx int, attached map[*listener]bool) status.Parent {
-	pr := cr.obj.Spec.ParentRefs[idx]
+	pr := cr.parents[idx]
 	field := fmt.Sprintf("spec.parentRefs[%d]", idx)
 	group, kind, ns := gatewayGroup, "Gateway", cr.key.ns
 	if pr.Group != nil {
@@ -342,14 +358,20 @@ func (t *translator) attach(cr *compiledRoute, idx int, attached map[*listener]b
 	if cr.hostProblem != nil {
 		return reject(status.ReasonUnsupportedValue, "%s: %s", cr.hostProblem.field, cr.hostProblem.msg)
 	}
-	allowed, ok := 0, 0
+	allowed, matched, ok := 0, 0, 0
+	var conflict *claim
 	for _, l := range candidates {
-		if !l.accepted || !t.allows(l, cr.key.ns) {
+		if !l.accepted || !t.allows(l, cr.key.ns, cr.kind) {
 			continue
 		}
 		allowed++
 		ds := domains(cr.hosts, l.hostname)
 		if len(ds) == 0 {
+			continue
+		}
+		matched++
+		if c := l.conflict(cr.kind, ds); c != nil {
+			conflict = c
 			continue
 		}
 		ok++
@@ -359,6 +381,7 @@ func (t *translator) attach(cr *compiledRoute, idx int, attached map[*listener]b
 		if !attached[l] {
 			attached[l] = true
 			l.st.AttachedRoutes++
+			l.claims = append(l.claims, claim{kind: cr.kind, key: cr.key, domains: ds})
 		}
 		if !l.programmed {
 			continue
@@ -375,11 +398,14 @@ func (t *translator) attach(cr *compiledRoute, idx int, attached map[*listener]b
 	}
 	switch {
 	case allowed == 0:
-		return reject(status.ReasonNotAllowedByListeners, "no listener of Gateway %s%s allows HTTPRoutes from namespace %s (see allowedRoutes and the listener conditions)",
-			g.key, selectorText(pr), cr.key.ns)
-	case ok == 0:
+		return reject(status.ReasonNotAllowedByListeners, "no listener of Gateway %s%s allows %ss from namespace %s (see allowedRoutes and the listener conditions)",
+			g.key, selectorText(pr), cr.kind, cr.key.ns)
+	case matched == 0:
 		return reject(status.ReasonNoMatchingListenerHostname, "the route's hostnames %s match no listener hostname of Gateway %s%s",
 			strings.Join(cr.hosts, ", "), g.key, selectorText(pr))
+	case ok == 0:
+		return reject(status.ReasonNotAllowedByListeners, "%s %s, attached earlier (older, or first by namespace/name), shares hostnames with this route on Gateway %s%s; "+
+			"Gateway API accepts only one of an HTTPRoute and a GRPCRoute with overlapping hostnames on a listener", conflict.kind, conflict.key, g.key, selectorText(pr))
 	}
 	p.Conditions = append(p.Conditions, cr.acceptedCond(), cr.refsCond())
 	if len(cr.dropped) > 0 && len(cr.dropped) < cr.rules {

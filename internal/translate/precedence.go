@@ -20,7 +20,12 @@ import (
 //  5. Across routes: older creationTimestamp first (no timestamp sorts as
 //     oldest), then "namespace/name" alphabetically.
 //  6. Within one route: rule order, then match order.
+//
+// Two GRPCRoute entries are first ordered by grpcCompare (grpcroute.go).
 func entryLess(a, b *entry) bool {
+	if c := grpcCompare(a, b); c != 0 {
+		return c < 0
+	}
 	ma, mb := &a.route.Match, &b.route.Match
 	if ra, rb := pathRank(ma.Path.Type), pathRank(mb.Path.Type); ra != rb {
 		return ra < rb

@@ -154,8 +154,15 @@ func checkInvariants(t testing.TB, cfg *ir.Config) {
 			t.Fatalf("duplicate listener %s", l.Name)
 		}
 		listeners[l.Name] = true
-		if (l.Protocol == ir.ProtocolHTTPS) != (l.TLS != nil) {
+		if l.Protocol == ir.ProtocolHTTPS && l.TLS == nil || l.TLS != nil && l.Protocol != ir.ProtocolHTTPS && l.Protocol != ir.ProtocolTLS {
 			t.Fatalf("listener %s: protocol %s with TLS %v", l.Name, l.Protocol, l.TLS != nil)
+		}
+		for _, r := range l.L4Routes {
+			for _, b := range r.Backends {
+				if b.Cluster != "" && !clusters[b.Cluster] || b.Weight <= 0 {
+					t.Fatalf("L4 route %s: backend %s (cluster %q, weight %d) invalid", r.Name, b.Name, b.Cluster, b.Weight)
+				}
+			}
 		}
 		if l.TLS != nil && len(l.TLS.Certificates) == 0 {
 			t.Fatalf("listener %s: HTTPS without certificates", l.Name)
