@@ -30,6 +30,7 @@ type exchange struct {
 	path      string
 	proto     string
 	reqID     string
+	endpoint  string // address of the endpoint that answered, for the access log
 	entry     *routeEntry
 	be        *backendEntry
 	g         *graph
@@ -216,6 +217,8 @@ func (ls *listener) upstreamError(w http.ResponseWriter, r *http.Request, x *exc
 		x.localReply(w, http.StatusServiceUnavailable, "UH", "no healthy upstream\n")
 	case errors.Is(err, upstream.ErrConnect):
 		x.localReply(w, http.StatusServiceUnavailable, "UF", "upstream connect error\n")
+	case errors.Is(err, upstream.ErrOverflow):
+		x.localReply(w, http.StatusServiceUnavailable, "UO", "upstream overflow\n")
 	case errors.Is(err, context.DeadlineExceeded):
 		x.localReply(w, http.StatusGatewayTimeout, "UT", "upstream request timeout\n")
 	default:
@@ -255,7 +258,10 @@ func (p *Proxy) finish(x *exchange) {
 	if x.entry != nil {
 		e.Route, e.Gateway = x.entry.name, x.entry.gateway
 	}
-	if x.be != nil {
+	switch {
+	case x.endpoint != "":
+		e.Upstream = x.endpoint
+	case x.be != nil:
 		e.Upstream = x.be.cluster
 	}
 	p.opts.AccessLog.Log(e)

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"causeway.dev/causeway/internal/upstream"
 	"io"
 	"net/http"
 	"strings"
@@ -15,6 +16,7 @@ var bufPool = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }
 // streamed (flushed write by write when its length is unknown or it is an
 // event stream), then the trailers.
 func (ls *listener) copyResponse(w http.ResponseWriter, resp *http.Response, x *exchange) {
+	x.endpoint = upstream.EndpointOf(resp)
 	removeHopHeaders(resp.Header, false)
 	delete(resp.Header, "Trailer") // announced again below, from resp.Trailer
 	h := w.Header()

@@ -27,7 +27,8 @@ type respBody struct {
 	keep   bool // the connection may be reused after this response
 	done   bool // the connection has been released
 	closed bool
-	err    error // sticky error after done
+	err    error   // sticky error after done
+	tr     tracker // the request's accounting, ended with the exchange
 }
 
 func (b *respBody) Read(p []byte) (int, error) {
@@ -54,6 +55,7 @@ func (b *respBody) finish(keep bool, err error) {
 	b.done = true
 	b.err = err
 	b.c.release(keep, b.stop, b.wdone)
+	b.tr.done()
 }
 
 // Close releases the connection. It may be called while a Read is blocked,
@@ -89,6 +91,7 @@ type upgraded struct {
 	c    *conn
 	stop func() bool
 	once sync.Once
+	tr   tracker
 }
 
 var _ io.ReadWriteCloser = (*upgraded)(nil)
@@ -113,6 +116,7 @@ func (u *upgraded) Close() error {
 			u.stop()
 		}
 		err = u.c.nc.Close()
+		u.tr.done()
 	})
 	return err
 }

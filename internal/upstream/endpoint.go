@@ -2,11 +2,13 @@ package upstream
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"fmt"
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"causeway.dev/causeway/internal/ir"
@@ -22,22 +24,50 @@ type endpoint struct {
 	addr    string
 	host    string          // Host header when the request carries none
 	h2      *http.Transport // h2c endpoints only
+	noBody  *emptyBody      // the Body of its responses without one
+
+	// Timeouts of the clusters using the endpoint (the smallest wins when
+	// several share it), in nanoseconds; set under Manager.mu.
+	dialNs, idleNs atomic.Int64
 
 	mu     sync.Mutex
 	idle   []*conn // LIFO; ordered oldest first
 	closed bool    // no longer part of the configuration: stop pooling
+
+	stamp uint64 // Manager.gen of the last setTimeouts; under Manager.mu
 }
 
-func newEndpoint(m *Manager, k epKey) *endpoint {
+func newEndpoint(m *Manager, k epKey, idle time.Duration) *endpoint {
 	e := &endpoint{m: m, network: k.network, addr: k.addr, host: k.addr}
+	e.noBody = &emptyBody{addr: k.addr}
 	if k.network == "unix" {
 		e.host = "localhost"
 	}
+	e.dialNs.Store(int64(m.opts.DialTimeout))
+	e.idleNs.Store(int64(cmp.Or(idle, m.opts.IdleTimeout)))
 	if k.proto == ir.UpstreamH2C {
-		e.h2 = newH2CTransport(e)
+		e.h2 = newH2CTransport(e, e.idleTimeout())
 	}
 	return e
 }
+
+// setTimeouts applies a cluster's connect and idle timeouts (zero: the
+// Manager's). Endpoints shared by clusters keep the smallest of a reload;
+// m.mu must be held.
+func (e *endpoint) setTimeouts(dial, idle time.Duration) {
+	dial = cmp.Or(dial, e.m.opts.DialTimeout)
+	idle = cmp.Or(idle, e.m.opts.IdleTimeout)
+	if e.stamp != e.m.gen {
+		e.stamp = e.m.gen
+		e.dialNs.Store(int64(dial))
+		e.idleNs.Store(int64(idle))
+		return
+	}
+	e.dialNs.Store(min(e.dialNs.Load(), int64(dial)))
+	e.idleNs.Store(min(e.idleNs.Load(), int64(idle)))
+}
+
+func (e *endpoint) idleTimeout() time.Duration { return time.Duration(e.idleNs.Load()) }
 
 // roundTrip sends req over this endpoint. untouched reports a failure to
 // connect before anything was sent: req.Body is then unread and still open
@@ -121,7 +151,8 @@ func (e *endpoint) close() {
 
 // dial opens a connection; failures other than ctx's wrap ErrConnect.
 func (e *endpoint) dial(ctx context.Context) (net.Conn, error) {
-	nc, err := e.m.dialer.DialContext(ctx, e.network, e.addr)
+	d := net.Dialer{Timeout: time.Duration(e.dialNs.Load())}
+	nc, err := d.DialContext(ctx, e.network, e.addr)
 	if err != nil {
 		if cerr := ctx.Err(); cerr != nil {
 			return nil, fmt.Errorf("upstream %s: %w: %w", e.addr, cerr, err)

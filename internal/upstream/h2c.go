@@ -6,19 +6,20 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"time"
 )
 
 // newH2CTransport returns a Transport speaking HTTP/2 with prior knowledge,
 // over cleartext, to e only. Compression is off: a proxy passes bodies
 // through as they are.
-func newH2CTransport(e *endpoint) *http.Transport {
+func newH2CTransport(e *endpoint, idle time.Duration) *http.Transport {
 	var p http.Protocols
 	p.SetUnencryptedHTTP2(true)
 	return &http.Transport{
 		Protocols:          &p,
 		DialContext:        func(ctx context.Context, _, _ string) (net.Conn, error) { return e.dial(ctx) },
 		DisableCompression: true,
-		IdleConnTimeout:    e.m.opts.IdleTimeout,
+		IdleConnTimeout:    idle,
 		ForceAttemptHTTP2:  true,
 	}
 }

@@ -9,12 +9,22 @@
 // connection goes back to its endpoint's idle list when the response body
 // ends. There is no goroutine per connection and, for requests without a
 // streaming body, none per request. h2c goes through net/http's Transport.
+//
+// Resilience lives beside the transports: each Cluster publishes an
+// immutable snapshot (atomic.Pointer) holding the picker over the
+// endpoints that take traffic now; it is rebuilt when health checks
+// (health.go), outlier detection (outlier.go), locality (locality.go),
+// slow start or the endpoint set change it, never per request. A request
+// loads the snapshot, passes the circuit breaker (breaker.go), picks
+// (picker.go, hash.go) and reports its outcome to outlier detection, all
+// with atomics.
 package upstream
 
 import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"sync"
@@ -27,19 +37,59 @@ import (
 // Options configure a Manager. The zero value is usable: every zero field
 // takes the documented default.
 type Options struct {
-	DialTimeout        time.Duration // default 5s
-	IdleTimeout        time.Duration // idle pooled connections closed after this; default 90s
+	// DialTimeout bounds dialling an endpoint; default 5s. A cluster's
+	// ConnectTimeout overrides it.
+	DialTimeout time.Duration
+	// IdleTimeout closes pooled connections idle this long; default 50s,
+	// below the keep-alive timeouts of common servers (nginx 75s, Apache
+	// 5s aside, most 60s or more; Go's net/http has none), so that a
+	// backend rarely closes a connection the pool is about to reuse. Set
+	// it below the backends' own timeout when it is shorter (Node.js: 5s).
+	// A cluster's IdleTimeout overrides it.
+	IdleTimeout        time.Duration
 	MaxIdlePerEndpoint int           // default 256
 	ResolveInterval    time.Duration // DNS re-resolution of hostname endpoints; default 5s
 	Resolver           *net.Resolver // default net.DefaultResolver
+
+	// Zone and Region locate this proxy. With either set, clusters prefer
+	// endpoints in the same zone, then the same region, then any (see
+	// LocalityFailoverThreshold). Empty: no locality preference.
+	Zone, Region string
+	// LocalityFailoverThreshold is the percentage of healthy endpoints a
+	// locality needs to keep all of the traffic; default 70. The rule, per
+	// request snapshot: priorities are same zone, same region, anywhere;
+	// the first non-empty priority whose healthy share is at least the
+	// threshold gets all the traffic, spread over its healthy endpoints.
+	// When none reaches it, the healthy endpoints of all priorities share
+	// the traffic (or, below the panic threshold, all endpoints). Unlike
+	// Envoy, traffic moves whole rather than spilling proportionally.
+	LocalityFailoverThreshold int
+
+	// Logger receives endpoint ejections, returns and health changes (at
+	// info); default discards.
+	Logger *slog.Logger
+	// OnEndpointEvent, when set, is called for each EventEjected,
+	// EventReturned, EventHealthy and EventUnhealthy, with the cluster's
+	// name and the endpoint's address, for metrics. It is called without
+	// locks held, from request or health-check goroutines, and must not
+	// block.
+	OnEndpointEvent func(cluster, endpoint, event string)
 }
+
+// Endpoint events passed to Options.OnEndpointEvent.
+const (
+	EventEjected   = "ejected"   // outlier detection took the endpoint out
+	EventReturned  = "returned"  // its ejection time is over
+	EventHealthy   = "healthy"   // active health checks passed HealthyThreshold times
+	EventUnhealthy = "unhealthy" // active health checks failed UnhealthyThreshold times
+)
 
 func (o *Options) setDefaults() {
 	if o.DialTimeout <= 0 {
 		o.DialTimeout = 5 * time.Second
 	}
 	if o.IdleTimeout <= 0 {
-		o.IdleTimeout = 90 * time.Second
+		o.IdleTimeout = 50 * time.Second
 	}
 	if o.MaxIdlePerEndpoint <= 0 {
 		o.MaxIdlePerEndpoint = 256
@@ -49,6 +99,13 @@ func (o *Options) setDefaults() {
 	}
 	if o.Resolver == nil {
 		o.Resolver = net.DefaultResolver
+	}
+	if o.LocalityFailoverThreshold <= 0 {
+		o.LocalityFailoverThreshold = 70
+	}
+	o.LocalityFailoverThreshold = min(o.LocalityFailoverThreshold, 100)
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
 	}
 }
 
@@ -64,15 +121,17 @@ var (
 // for concurrent use.
 type Manager struct {
 	opts     Options
-	dialer   net.Dialer
 	clusters atomic.Pointer[map[string]*Cluster]
 
-	mu     sync.Mutex // serialises Update, DNS changes and Close
+	// mu serialises Update, DNS changes and Close. Lock order: mu, then a
+	// Cluster's mu.
+	mu     sync.Mutex
 	eps    map[epKey]*endpoint
 	hosts  map[hostKey]*host
 	closed bool
+	gen    uint64         // counts builds: endpoints shared by clusters take their smallest timeouts per generation
 	stop   chan struct{}  // closed by Close; stops the janitor
-	wg     sync.WaitGroup // janitor and resolvers
+	wg     sync.WaitGroup // janitor, resolvers and health checkers
 }
 
 // epKey identifies an endpoint; its pool survives a reload while the key
@@ -87,24 +146,27 @@ type epKey struct {
 func NewManager(opts Options) *Manager {
 	opts.setDefaults()
 	m := &Manager{
-		opts:   opts,
-		dialer: net.Dialer{Timeout: opts.DialTimeout},
-		eps:    make(map[epKey]*endpoint),
-		hosts:  make(map[hostKey]*host),
-		stop:   make(chan struct{}),
+		opts:  opts,
+		eps:   make(map[epKey]*endpoint),
+		hosts: make(map[hostKey]*host),
+		stop:  make(chan struct{}),
 	}
 	m.wg.Add(1)
 	go m.janitor()
 	return m
 }
 
-// Update installs the clusters of a new configuration. Connection pools
-// survive for endpoints that stay (same address and protocol), so a reload
-// does not drop keep-alive connections; removed clusters keep working for
-// requests already holding them, and their idle connections are closed.
-// Hostname endpoints are resolved the first time synchronously (with a short
-// timeout) and then every ResolveInterval; a failed lookup keeps the last
-// good addresses.
+// Update installs the clusters of a new configuration. A cluster keeps its
+// identity (the *Cluster), its endpoints' health, ejection and slow-start
+// state and its health checkers across reloads while its name and protocol
+// stay; health checkers restart only when the cluster's health check or
+// endpoint set changes. Connection pools survive for endpoints that stay
+// (same address and protocol), so a reload does not drop keep-alive
+// connections; removed clusters keep working for requests already holding
+// them (without health checks), and their idle connections are closed.
+// Hostname endpoints are resolved the first time synchronously (with a
+// short timeout) and then every ResolveInterval; a failed lookup keeps the
+// last good addresses.
 func (m *Manager) Update(clusters []*ir.Cluster) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -124,17 +186,31 @@ func (m *Manager) Update(clusters []*ir.Cluster) {
 			m.startHost(hk)
 		}
 	}
+	var old map[string]*Cluster
+	if p := m.clusters.Load(); p != nil {
+		old = *p
+	}
+	m.gen++
 	next := make(map[string]*Cluster, len(clusters))
 	for _, ic := range clusters {
 		proto := ic.Protocol
 		if proto == "" {
 			proto = ir.UpstreamHTTP1
 		}
-		c := &Cluster{name: ic.Name, proto: proto, spec: append([]ir.Endpoint(nil), ic.Endpoints...)}
+		c := old[ic.Name]
+		if c == nil || c.proto != proto {
+			c = newCluster(m, ic.Name, proto)
+		}
+		c.configure(ic)
 		m.build(c)
 		next[c.name] = c
 	}
 	m.clusters.Store(&next)
+	for name, c := range old {
+		if next[name] != c {
+			c.stop()
+		}
+	}
 	for hk, h := range m.hosts {
 		if !want[hk] {
 			h.cancel()
@@ -154,8 +230,9 @@ func (m *Manager) Cluster(name string) *Cluster {
 	return (*p)[name]
 }
 
-// Close stops DNS re-resolution and closes idle connections. Requests in
-// flight finish; their connections are then closed instead of pooled.
+// Close stops DNS re-resolution and health checks and closes idle
+// connections. Requests in flight finish; their connections are then
+// closed instead of pooled.
 func (m *Manager) Close() {
 	m.mu.Lock()
 	if m.closed {
@@ -168,6 +245,11 @@ func (m *Manager) Close() {
 		h.cancel()
 		delete(m.hosts, hk)
 	}
+	if p := m.clusters.Load(); p != nil {
+		for _, c := range *p {
+			c.stop()
+		}
+	}
 	m.clusters.Store(nil)
 	for k, e := range m.eps {
 		e.close()
@@ -178,33 +260,42 @@ func (m *Manager) Close() {
 }
 
 // build computes c's endpoints from its spec and the current DNS answers
-// and installs a new picker. m.mu must be held.
+// and installs them. m.mu must be held.
 func (m *Manager) build(c *Cluster) {
-	var eps []*endpoint
-	add := func(network, addr string) {
+	var eps []target
+	add := func(network, addr string, s *ir.Endpoint) {
 		k := epKey{c.proto, network, addr}
 		e := m.eps[k]
 		if e == nil {
-			e = newEndpoint(m, k)
+			e = newEndpoint(m, k, c.idleTimeout)
 			m.eps[k] = e
 		}
-		eps = append(eps, e)
+		e.setTimeouts(c.connectTimeout, c.idleTimeout)
+		w := max(s.Weight, 1)
+		for i := range eps {
+			if eps[i].ep == e { // the same address twice: one endpoint, weights added
+				eps[i].weight += uint64(w)
+				return
+			}
+		}
+		eps = append(eps, target{ep: e, key: k, weight: uint64(w), zone: s.Zone, region: s.Region})
 	}
-	for _, s := range c.spec {
+	for i := range c.spec {
+		s := &c.spec[i]
 		switch {
 		case s.Address != "":
-			add("tcp", s.Address)
+			add("tcp", s.Address, s)
 		case s.Unix != "":
-			add("unix", s.Unix)
+			add("unix", s.Unix, s)
 		case s.Hostname != "":
 			if h := m.hosts[hostKey{s.Hostname, s.Port}]; h != nil {
 				for _, a := range h.addrs {
-					add("tcp", a)
+					add("tcp", a, s)
 				}
 			}
 		}
 	}
-	c.state.Store(&clusterState{eps: eps, picker: newRoundRobin(eps)})
+	c.setTargets(eps)
 }
 
 // sweep closes the endpoints no current cluster uses. m.mu must be held.
@@ -225,11 +316,20 @@ func (m *Manager) sweep() {
 	}
 }
 
-// janitor closes connections idle for longer than IdleTimeout.
+// janitor closes connections idle for longer than their endpoint's idle
+// timeout.
 func (m *Manager) janitor() {
 	defer m.wg.Done()
-	period := max(m.opts.IdleTimeout/4, 10*time.Millisecond)
-	t := time.NewTicker(period)
+	period := func() time.Duration {
+		d := m.opts.IdleTimeout
+		m.mu.Lock()
+		for _, e := range m.eps {
+			d = min(d, e.idleTimeout())
+		}
+		m.mu.Unlock()
+		return max(d/4, 10*time.Millisecond)
+	}
+	t := time.NewTimer(period())
 	defer t.Stop()
 	var eps []*endpoint
 	for {
@@ -244,48 +344,11 @@ func (m *Manager) janitor() {
 			}
 			m.mu.Unlock()
 			for _, e := range eps {
-				e.prune(now.Add(-m.opts.IdleTimeout))
+				e.prune(now.Add(-e.idleTimeout()))
 			}
+			t.Reset(period())
 		}
 	}
-}
-
-// Cluster is a set of interchangeable endpoints. It is safe for concurrent
-// use and stays usable after a reload removed it.
-type Cluster struct {
-	name  string
-	proto ir.UpstreamProtocol
-	spec  []ir.Endpoint
-	state atomic.Pointer[clusterState]
-}
-
-// clusterState is an immutable snapshot, replaced on DNS changes.
-type clusterState struct {
-	eps    []*endpoint
-	picker picker
-}
-
-// picker chooses the endpoint for a request. Implementations are immutable
-// snapshots (rebuilt when the endpoints change) and safe for concurrent use;
-// pick returns nil when there is no endpoint. Load-balancing policies
-// (least-request, ring hash, health-aware) plug in here.
-type picker interface {
-	pick(req *http.Request) *endpoint
-}
-
-type roundRobin struct {
-	eps  []*endpoint
-	next atomic.Uint64
-}
-
-func newRoundRobin(eps []*endpoint) *roundRobin { return &roundRobin{eps: eps} }
-
-func (r *roundRobin) pick(*http.Request) *endpoint {
-	n := uint64(len(r.eps))
-	if n == 0 {
-		return nil
-	}
-	return r.eps[(r.next.Add(1)-1)%n]
 }
 
 // Name returns the cluster's name.
@@ -294,33 +357,82 @@ func (c *Cluster) Name() string { return c.name }
 // RoundTrip sends req to one endpoint of the cluster and returns the
 // response. req is the outbound request, fully prepared by the proxy
 // (URL.Path/RawQuery, Host, Header with hop-by-hop headers removed; an
-// upgrade keeps Connection and Upgrade). req.Context() carries cancellation
-// and the deadline; context errors are returned wrapped. A connect failure
-// tries one other endpoint before failing with an error wrapping
-// ErrConnect. As with http.RoundTripper, req.Body is always closed and the
-// caller must close the response body. A 101 response's Body is an
-// io.ReadWriteCloser over the raw connection.
+// upgrade keeps Connection and Upgrade); for consistent hashing it also
+// carries what the keys read: headers, the Cookie header, URL.RawQuery and
+// RemoteAddr (the proxy passes its inbound request's). req.Context()
+// carries cancellation and the deadline; context errors are returned
+// wrapped. A connect failure tries one other endpoint before failing with
+// an error wrapping ErrConnect. Errors wrapping ErrOverflow mean a circuit
+// breaker limit (503, flag UO), ErrNoEndpoint that no endpoint is
+// available.
+//
+// As with http.RoundTripper, req.Body is always closed and the caller must
+// close the response body: the request counts as in flight (for the
+// circuit breaker and least-request balancing) until the body is read to
+// its end or closed. EndpointOf tells which endpoint answered. With a hash
+// cookie the request lacked, the response carries its Set-Cookie header. A
+// 101 response's Body is an io.ReadWriteCloser over the raw connection.
 func (c *Cluster) RoundTrip(req *http.Request) (*http.Response, error) {
 	st := c.state.Load()
-	e := st.picker.pick(req)
-	if e == nil {
+	b := st.breaker
+	if !b.acquireRequest() {
+		closeBody(req.Body)
+		return nil, fmt.Errorf("cluster %s: %w: max requests", c.name, ErrOverflow)
+	}
+	mb, h, cookie := st.choose(req)
+	if mb == nil {
+		b.releaseRequest()
 		closeBody(req.Body)
 		return nil, fmt.Errorf("cluster %s: %w", c.name, ErrNoEndpoint)
 	}
-	resp, untouched, err := e.roundTrip(req)
-	if err != nil && untouched && len(st.eps) > 1 && req.Context().Err() == nil {
-		next := st.picker.pick(req)
-		if next == e {
-			next = st.picker.pick(req)
+	tr := tracker{b: b}
+	if c.proto == ir.UpstreamHTTP1 {
+		ok, err := b.acquireConn(req.Context())
+		if err != nil {
+			b.releaseRequest()
+			closeBody(req.Body)
+			return nil, fmt.Errorf("cluster %s: %w", c.name, err)
 		}
-		if next != e {
-			resp, untouched, err = next.roundTrip(req)
+		tr.conn = ok
+	}
+	mb.active.Add(1)
+	resp, untouched, err := mb.ep.roundTrip(req)
+	st.observe(mb, resp, err)
+	if err != nil && untouched && len(st.members) > 1 && req.Context().Err() == nil {
+		next := st.repick(mb, h)
+		if next != nil && next != mb {
+			mb.active.Add(-1)
+			mb = next
+			mb.active.Add(1)
+			resp, untouched, err = mb.ep.roundTrip(req)
+			st.observe(mb, resp, err)
 		}
 	}
-	if err != nil && untouched {
-		closeBody(req.Body)
+	tr.m = mb
+	if err != nil {
+		if untouched {
+			closeBody(req.Body)
+		}
+		tr.done()
+		return nil, err
 	}
-	return resp, err
+	switch body := resp.Body.(type) {
+	case *respBody:
+		body.tr = tr
+	case *upgraded:
+		body.tr = tr
+	default:
+		if body == http.NoBody || body == nil {
+			tr.done()
+			resp.Body = mb.ep.noBody
+		} else {
+			resp.Body = &wrappedBody{rc: body, ep: mb.ep, tr: tr}
+		}
+	}
+	if cookie != nil {
+		resp.Header.Add("Set-Cookie", cookie.String())
+	}
+	return resp, nil
 }
 
 func closeBody(b io.ReadCloser) {
