@@ -17,6 +17,7 @@ import (
 func runValidate(args []string, out io.Writer) (ok bool, err error) {
 	fs := flag.NewFlagSet("validate", flag.ExitOnError)
 	asJSON := fs.Bool("json", false, "print the full status report as JSON")
+	explain := fs.Bool("explain", false, "also print, for each route, the effective resilience settings and the resource and field each came from")
 	_ = fs.Parse(args)
 	if fs.NArg() != 1 {
 		return false, fmt.Errorf("validate: want one directory, got %d arguments", fs.NArg())
@@ -25,14 +26,26 @@ func runValidate(args []string, out io.Writer) (ok bool, err error) {
 	if err != nil {
 		return false, err
 	}
-	_, report := translate.Translate(snap, translate.Options{})
+	cfg, report := translate.Translate(snap, translate.Options{})
 	problems := report.Problems()
 	if *asJSON {
 		enc := json.NewEncoder(out)
 		enc.SetIndent("", "  ")
+		if *explain {
+			return len(problems) == 0, enc.Encode(struct {
+				*status.Report
+				Explain []translate.Explanation `json:"explain"`
+			}{report, translate.Explain(cfg)})
+		}
 		return len(problems) == 0, enc.Encode(report)
 	}
 	printReport(out, report, problems)
+	if *explain {
+		fmt.Fprintln(out)
+		for _, e := range translate.Explain(cfg) {
+			fmt.Fprintln(out, e.String())
+		}
+	}
 	return len(problems) == 0, nil
 }
 

@@ -53,7 +53,11 @@ func New(opts Options) *Gateway {
 		log = slog.Default()
 	}
 	g := &Gateway{opts: opts, log: log, reported: map[string]bool{}}
-	g.upstreams = upstream.NewManager(opts.Upstream)
+	uo := opts.Upstream
+	if uo.Logger == nil {
+		uo.Logger = log // ejections and health changes belong in the gateway's log
+	}
+	g.upstreams = upstream.NewManager(uo)
 	po := opts.Proxy
 	po.Upstreams = g.upstreams
 	po.Logger = log

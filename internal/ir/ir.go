@@ -69,6 +69,44 @@ type Listener struct {
 	// Gateways lists "namespace/name" of the Gateways that use this socket,
 	// for metrics and logs.
 	Gateways []string `json:"gateways"`
+	// Settings of the connections accepted on this socket (HTTP and HTTPS
+	// listeners); nil means the proxy's defaults.
+	Settings *ListenerSettings `json:"settings,omitempty"`
+}
+
+// ListenerSettings tune the client side of one socket. Zero values mean
+// the proxy's defaults (its Options).
+type ListenerSettings struct {
+	// MaxConnections served at once; accept waits beyond it.
+	MaxConnections int `json:"maxConnections,omitempty"`
+	// MaxHeaderBytes bounds a request's header block.
+	MaxHeaderBytes int `json:"maxHeaderBytes,omitempty"`
+	// IdleTimeout closes a keep-alive connection idle this long.
+	IdleTimeout Duration `json:"idleTimeout,omitempty"`
+	// ReadHeaderTimeout bounds reading a request's headers.
+	ReadHeaderTimeout Duration `json:"readHeaderTimeout,omitempty"`
+	// HTTP2 settings advertised to clients; nil means the defaults.
+	HTTP2 *HTTP2Settings `json:"http2,omitempty"`
+	// XFCC is what becomes of X-Forwarded-Client-Cert: XFCCSanitize,
+	// XFCCSanitizeSet or XFCCForward; "" means XFCCSanitizeSet. A header
+	// sent by the client is removed in every mode.
+	XFCC string `json:"xfcc,omitempty"`
+}
+
+// X-Forwarded-Client-Cert modes (ListenerSettings.XFCC).
+const (
+	XFCCSanitize    = "Sanitize"    // remove, never set
+	XFCCSanitizeSet = "SanitizeSet" // remove; set Hash, Subject, URI, DNS of a verified client certificate
+	XFCCForward     = "Forward"     // as SanitizeSet, plus the certificate and chain (Cert, Chain)
+)
+
+// HTTP2Settings are the SETTINGS the server sends; zero means the default.
+type HTTP2Settings struct {
+	MaxConcurrentStreams uint32 `json:"maxConcurrentStreams,omitempty"`
+	// InitialStreamWindow is the flow-control window of each stream.
+	InitialStreamWindow int32 `json:"initialStreamWindow,omitempty"`
+	// InitialConnWindow is the flow-control window of the connection.
+	InitialConnWindow int32 `json:"initialConnWindow,omitempty"`
 }
 
 // L4Route forwards whole connections (TCP, TLS) or datagram sessions (UDP).
@@ -92,6 +130,33 @@ type TLS struct {
 	// match the ClientHello's server name wins (patterns are in precedence
 	// order); with no SNI or no match, the first certificate is used.
 	Certificates []*Certificate `json:"certificates"`
+	// ClientValidation, when set, asks clients for a certificate and
+	// verifies it (mutual TLS).
+	ClientValidation *ClientValidation `json:"clientValidation,omitempty"`
+	// MinVersion and MaxVersion are "1.2" or "1.3"; "" means 1.2 and 1.3.
+	MinVersion string `json:"minVersion,omitempty"`
+	MaxVersion string `json:"maxVersion,omitempty"`
+	// CipherSuites are Go's names of the TLS 1.2 suites offered (TLS 1.3
+	// suites are not configurable); empty means Go's defaults.
+	CipherSuites []string `json:"cipherSuites,omitempty"`
+	// ALPN protocols offered, in preference order; empty means h2 and
+	// http/1.1.
+	ALPN []string `json:"alpn,omitempty"`
+	// SessionTickets: nil or true lets clients resume sessions with
+	// tickets; false turns resumption off.
+	SessionTickets *bool `json:"sessionTickets,omitempty"`
+}
+
+// ClientValidation is how client certificates are verified.
+type ClientValidation struct {
+	// CACertPEM are the trusted roots, one or more PEM certificates.
+	CACertPEM []byte `json:"-"`
+	// Optional accepts connections without a certificate, or with one that
+	// does not verify (Gateway API AllowInsecureFallback); only verified
+	// certificates are forwarded in X-Forwarded-Client-Cert.
+	Optional bool `json:"optional,omitempty"`
+	// Origin names the ConfigMaps and Secrets the CAs came from.
+	Origin string `json:"origin"`
 }
 
 // Certificate is a PEM certificate chain and key with the SNI names it serves.
@@ -149,6 +214,20 @@ type Route struct {
 	// are gRPC statuses (trailers-only responses, e.g. UNAVAILABLE for no
 	// healthy backend), and grpc-timeout bounds the request.
 	GRPC bool `json:"grpc,omitempty"`
+
+	// Retry, nil for none, retries failed attempts.
+	Retry *Retry `json:"retry,omitempty"`
+	// Fault, nil for none, delays or aborts requests on purpose.
+	Fault *Fault `json:"fault,omitempty"`
+	// SessionPersistence is informational: the translator implements it
+	// as consistent hashing of the route's clusters (LoadBalancer); the
+	// proxy needs nothing more.
+	SessionPersistence *SessionPersistence `json:"sessionPersistence,omitempty"`
+	// Sources names, for each effective resilience setting of the route,
+	// the resource and field it came from, keyed by setting path
+	// ("retry.attempts", "timeouts.request", "fault.abort", …); for
+	// explanation only (admin /config, validate --explain).
+	Sources map[string]string `json:"sources,omitempty"`
 }
 
 // Match is the conjunction of conditions a request must meet.
@@ -271,6 +350,85 @@ type Timeouts struct {
 	BackendRequest Duration `json:"backendRequest,omitempty"`
 }
 
+// Retry is a route's retry policy. The proxy retries only requests whose
+// body is replayable (none, or small enough to buffer).
+type Retry struct {
+	// Attempts is the number of retries after the first attempt.
+	Attempts int `json:"attempts"`
+	// PerTryTimeout bounds one attempt until its response headers; zero
+	// means only the route's timeouts apply.
+	PerTryTimeout Duration `json:"perTryTimeout,omitempty"`
+	// On lists the retry conditions: RetryOn* values.
+	On []string `json:"on"`
+	// StatusCodes are retried with RetryOnStatusCodes.
+	StatusCodes []int `json:"statusCodes,omitempty"`
+	// BackoffBase and BackoffMax shape the exponential backoff with full
+	// jitter; zero means 25ms and 10 × BackoffBase. BackoffMax also caps
+	// a Retry-After.
+	BackoffBase Duration `json:"backoffBase,omitempty"`
+	BackoffMax  Duration `json:"backoffMax,omitempty"`
+	// Retries in flight per cluster may not exceed
+	// max(MinRetryConcurrency, BudgetPercent% of its requests in flight).
+	BudgetPercent       int `json:"budgetPercent"`
+	MinRetryConcurrency int `json:"minRetryConcurrency"`
+}
+
+// Retry conditions (Retry.On).
+const (
+	RetryOn5xx               = "5xx"
+	RetryOnGatewayError      = "gateway-error"
+	RetryOnReset             = "reset"
+	RetryOnConnectFailure    = "connect-failure"
+	RetryOnStatusCodes       = "retriable-status-codes"
+	RetryOnUnavailable       = "unavailable"        // gRPC 14
+	RetryOnCancelled         = "cancelled"          // gRPC 1
+	RetryOnDeadlineExceeded  = "deadline-exceeded"  // gRPC 4
+	RetryOnResourceExhausted = "resource-exhausted" // gRPC 8
+)
+
+// Fault delays and/or aborts a share of a route's requests.
+type Fault struct {
+	// Delay holds sampled requests this long before forwarding them.
+	Delay        Duration `json:"delay,omitempty"`
+	DelayPercent int      `json:"delayPercent,omitempty"` // 0-100
+	// AbortStatus (HTTP) or AbortGRPCStatus (gRPC) answers sampled
+	// requests; at most one is set.
+	AbortStatus     int `json:"abortStatus,omitempty"`
+	AbortGRPCStatus int `json:"abortGRPCStatus,omitempty"`
+	AbortPercent    int `json:"abortPercent,omitempty"` // 0-100
+	// Header, when set, limits faults to requests carrying it (canonical
+	// name), with HeaderValue when that is not "".
+	Header      string `json:"header,omitempty"`
+	HeaderValue string `json:"headerValue,omitempty"`
+}
+
+// SessionPersistence is Gateway API session persistence of a route.
+type SessionPersistence struct {
+	Type SessionType `json:"type"`
+	// Name of the cookie or header carrying the session.
+	Name string `json:"name"`
+	// AbsoluteTimeout is the cookie's Max-Age with CookieLifetime
+	// Permanent.
+	AbsoluteTimeout Duration       `json:"absoluteTimeout,omitempty"`
+	CookieLifetime  CookieLifetime `json:"cookieLifetime,omitempty"`
+}
+
+// SessionType is where a session is carried.
+type SessionType string
+
+const (
+	SessionCookie SessionType = "Cookie"
+	SessionHeader SessionType = "Header"
+)
+
+// CookieLifetime of a session cookie.
+type CookieLifetime string
+
+const (
+	CookiePermanent CookieLifetime = "Permanent"
+	CookieSession   CookieLifetime = "Session"
+)
+
 // Duration is a time.Duration that reads and writes as "1.5s" in JSON.
 type Duration time.Duration
 
@@ -317,6 +475,10 @@ type Cluster struct {
 	IdleTimeout Duration `json:"idleTimeout,omitempty"`
 	// TLS to the endpoints (BackendTLSPolicy); nil is plaintext.
 	TLS *UpstreamTLS `json:"tls,omitempty"`
+	// Sources names, for each resilience setting, the resource and field
+	// it came from, keyed by setting path ("loadBalancer.policy",
+	// "outlierDetection.consecutive5xx", …); for explanation only.
+	Sources map[string]string `json:"sources,omitempty"`
 }
 
 // UpstreamTLS is how the proxy verifies (and authenticates to) endpoints.
@@ -468,6 +630,9 @@ func (c *Config) Finalize() {
 		for _, cert := range l.TLS.Certificates {
 			h.Write(cert.CertPEM)
 			h.Write(cert.KeyPEM)
+		}
+		if cv := l.TLS.ClientValidation; cv != nil {
+			h.Write(cv.CACertPEM)
 		}
 	}
 	c.Version = hex.EncodeToString(h.Sum(nil))[:16]

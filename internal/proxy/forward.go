@@ -74,9 +74,10 @@ func isUpgrade(r *http.Request) bool {
 // forwardHeaders sets X-Forwarded-For, -Proto, -Host and X-Request-Id on
 // the outbound request and returns the request id. Values the client sent
 // are kept only when TrustedHops > 0; X-Forwarded-For is always appended
-// to.
+// to. X-Forwarded-Client-Cert is never taken from the client (xfcc.go).
 func (p *Proxy) forwardHeaders(r *http.Request, g *graph) string {
 	h := r.Header
+	g.client.setXFCC(h, r.TLS)
 	trusted := p.opts.TrustedHops > 0
 	// One backing array for the values set here: one allocation, and each
 	// slice capped so that an append elsewhere copies.

@@ -24,7 +24,8 @@ type graph struct {
 	port     int    // listener port, for redirects
 	gateway  string // first Gateway of the listener, for unmatched requests
 	noRoute  *telemetry.RouteStats
-	forwards []string // X-Forwarded-Proto value, shared read-only
+	forwards []string    // X-Forwarded-Proto value, shared read-only
+	client   *clientCert // X-Forwarded-Client-Cert (xfcc.go); nil: removed only
 }
 
 // routeEntry is everything a request matched to one ir.Route needs,
@@ -42,6 +43,8 @@ type routeEntry struct {
 	mirrors       []mirrorEntry
 	stats         *telemetry.RouteStats // answers given without a backend
 	grpc          bool                  // ir.Route.GRPC: local replies are gRPC statuses
+	retry         *retryPolicy          // nil: one attempt (retry.go)
+	fault         *faultPolicy          // nil: no fault injection (fault.go)
 }
 
 // backendEntry is one weighted destination of a route.
@@ -52,6 +55,7 @@ type backendEntry struct {
 	reqHeaders  *headers.Modifier
 	respHeaders *headers.Modifier
 	stats       *telemetry.RouteStats
+	budget      *retryBudget // the cluster's retry budget, when the route retries
 }
 
 // mirrorEntry is one mirror of a route, sampled at num/den.
@@ -112,6 +116,14 @@ func (p *Proxy) compile(cfg *ir.Config) (*compiled, error) {
 			return nil, fmt.Errorf("listener %s: unknown protocol %q", l.Name, l.Protocol)
 		}
 		g.forwards = []string{g.scheme}
+		if err := checkSettings(l.Settings); err != nil {
+			return nil, fmt.Errorf("listener %s: %w", l.Name, err)
+		}
+		client, err := compileClientCert(l)
+		if err != nil {
+			return nil, fmt.Errorf("listener %s: %w", l.Name, err)
+		}
+		g.client = client
 		if len(l.Gateways) > 0 {
 			g.gateway = l.Gateways[0]
 		}
@@ -200,7 +212,21 @@ func (p *Proxy) compileRoute(vh *ir.VirtualHost, r *ir.Route, clusters map[strin
 		return nil, errors.New("negative timeout")
 	}
 	e.timeout = time.Duration(r.Timeouts.Request)
-	if b := time.Duration(r.Timeouts.BackendRequest); b > 0 && (e.timeout == 0 || b < e.timeout) {
+	if e.retry, err = compileRetry(p, r, e); err != nil {
+		return nil, err
+	}
+	if e.fault, err = compileFault(r.Fault); err != nil {
+		return nil, err
+	}
+	p.resolveRetry(e)
+	b := time.Duration(r.Timeouts.BackendRequest)
+	switch {
+	case e.retry != nil && b > 0:
+		// backendRequest bounds each attempt, not their sum.
+		if e.retry.perTry == 0 || b < e.retry.perTry {
+			e.retry.perTry = b
+		}
+	case b > 0 && (e.timeout == 0 || b < e.timeout):
 		e.timeout = b
 	}
 	return e, nil

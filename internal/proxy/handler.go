@@ -35,6 +35,9 @@ type exchange struct {
 	be        *backendEntry
 	g         *graph
 	grpc      bool // local replies are gRPC statuses (grpc.go)
+	retries   int  // retries made (retry.go)
+	urx       bool // the last attempt failed with no retry left: flag URX
+	tryCancel context.CancelCauseFunc
 }
 
 // errUpstreamTimeout is the cancel cause of a route timeout.
@@ -91,6 +94,9 @@ func (ls *listener) serve(w http.ResponseWriter, r *http.Request, x *exchange) {
 		x.localReply(w, http.StatusRequestEntityTooLarge, "", "request body too large\n")
 		return
 	}
+	if e.fault != nil && x.inject(w, r, e.fault) {
+		return
+	}
 
 	// The inbound request becomes the outbound one: its URL and Header are
 	// ours to change (net/http snapshots what it needs before calling the
@@ -140,7 +146,13 @@ func (ls *listener) serve(w http.ResponseWriter, r *http.Request, x *exchange) {
 	if p.opts.AccessLog != nil {
 		x.upStart = time.Now()
 	}
-	resp, err := be.c.RoundTrip(out)
+	var resp *http.Response
+	var err error
+	if e.retry != nil {
+		resp, err = ls.roundTripRetry(x, e.retry, be, out, body)
+	} else {
+		resp, err = be.c.RoundTrip(out)
+	}
 	if timer != nil {
 		timer.Stop()
 	}
@@ -152,6 +164,7 @@ func (ls *listener) serve(w http.ResponseWriter, r *http.Request, x *exchange) {
 	}
 	if err != nil {
 		ls.upstreamError(w, r, x, err, ctx, body)
+		x.retryFlag()
 		if cancel != nil {
 			cancel(nil)
 		}
@@ -160,11 +173,13 @@ func (ls *listener) serve(w http.ResponseWriter, r *http.Request, x *exchange) {
 		}
 		return
 	}
+	x.retryFlag()
 	if resp.StatusCode == http.StatusSwitchingProtocols && upgrade {
 		ls.serveUpgrade(w, resp, x)
 	} else {
 		ls.copyResponse(w, resp, x)
 	}
+	x.endTry()
 	if cancel != nil {
 		cancel(nil)
 	}

@@ -31,6 +31,9 @@ type listener struct {
 	certs atomic.Pointer[certSet]
 	done  chan struct{} // closed when Serve has returned
 
+	// settings of the server (tlsconfig.go), fixed for the socket's life.
+	settings listenerSettings
+
 	// TLS, TCP and UDP listeners (l4.go): l4 serves l4ln or l4pc; ln and
 	// srv are nil.
 	l4   *l4.Server
@@ -38,9 +41,10 @@ type listener struct {
 	l4pc *net.UDPConn
 }
 
-// listenerKey identifies a socket: same name, protocol, address and port.
+// listenerKey identifies a socket: same name, protocol, address, port and
+// server settings.
 func listenerKey(l *ir.Listener) string {
-	return l.Name + "|" + string(l.Protocol) + "|" + net.JoinHostPort(l.Address, strconv.Itoa(l.Port))
+	return l.Name + "|" + string(l.Protocol) + "|" + net.JoinHostPort(l.Address, strconv.Itoa(l.Port)) + "|" + settingsKey(l.Settings)
 }
 
 // bind opens the socket of l; serving starts with start once a graph is set.
@@ -53,14 +57,16 @@ func (p *Proxy) bind(l *ir.Listener) (*listener, error) {
 	if err != nil {
 		return nil, err
 	}
+	st := p.settings(l)
 	ls := &listener{
-		p:     p,
-		name:  l.Name,
-		key:   listenerKey(l),
-		tls:   l.Protocol == ir.ProtocolHTTPS,
-		ln:    newLimitListener(nl, p.opts.MaxConnections),
-		stats: p.opts.Metrics.Listener(l.Name),
-		done:  make(chan struct{}),
+		p:        p,
+		name:     l.Name,
+		key:      listenerKey(l),
+		tls:      l.Protocol == ir.ProtocolHTTPS,
+		ln:       newLimitListener(nl, st.maxConnections),
+		stats:    p.opts.Metrics.Listener(l.Name),
+		done:     make(chan struct{}),
+		settings: st,
 	}
 	protos := new(http.Protocols)
 	protos.SetHTTP1(true)
@@ -71,9 +77,10 @@ func (p *Proxy) bind(l *ir.Listener) (*listener, error) {
 	}
 	ls.srv = &http.Server{
 		Handler:           ls,
-		MaxHeaderBytes:    p.opts.MaxHeaderBytes,
-		ReadHeaderTimeout: p.opts.ReadHeaderTimeout,
-		IdleTimeout:       p.opts.IdleTimeout,
+		MaxHeaderBytes:    st.maxHeaderBytes,
+		ReadHeaderTimeout: st.readHeaderTimeout,
+		IdleTimeout:       st.idleTimeout,
+		HTTP2:             st.http2,
 		Protocols:         protos,
 		ConnState:         ls.connState,
 		// A misbehaving client is not worth more than a debug line.
@@ -90,11 +97,7 @@ func (ls *listener) start() {
 	}
 	var nl net.Listener = ls.ln
 	if ls.tls {
-		nl = tls.NewListener(nl, &tls.Config{
-			MinVersion:     tls.VersionTLS12,
-			NextProtos:     []string{"h2", "http/1.1"},
-			GetCertificate: ls.getCertificate,
-		})
+		nl = tls.NewListener(nl, ls.socketTLSConfig())
 	}
 	go func() {
 		defer close(ls.done)
@@ -159,6 +162,7 @@ type certSet struct {
 	wild  map[string]*tls.Certificate // "*.example.com" stored as ".example.com"
 	any   *tls.Certificate            // first certificate without SNI names
 	first *tls.Certificate
+	conf  *tls.Config // handed to every handshake (tlsconfig.go)
 }
 
 // compileCerts parses the certificates of a listener. Earlier certificates
@@ -196,6 +200,11 @@ func compileCerts(t *ir.TLS) (*certSet, error) {
 	if cs.first == nil {
 		return nil, errors.New("HTTPS listener without certificates")
 	}
+	conf, err := serverTLSConfig(t, cs)
+	if err != nil {
+		return nil, err
+	}
+	cs.conf = conf
 	return cs, nil
 }
 
@@ -218,14 +227,6 @@ func (cs *certSet) pick(name string) *tls.Certificate {
 		return cs.any
 	}
 	return cs.first
-}
-
-func (ls *listener) getCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
-	cs := ls.certs.Load()
-	if cs == nil {
-		return nil, errors.New("no certificate")
-	}
-	return cs.pick(hello.ServerName), nil
 }
 
 // Addr returns the bound address.

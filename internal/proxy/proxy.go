@@ -78,6 +78,10 @@ type Proxy struct {
 	mirrorSlots   chan struct{}
 	mirrorDropped atomic.Int64
 
+	// budgets holds the *retryBudget of each cluster name (retry.go); they
+	// outlive reloads so that requests in flight stay counted.
+	budgets sync.Map
+
 	upMu     sync.Mutex
 	upgrades map[net.Conn]struct{} // hijacked connections, closed at Shutdown
 }

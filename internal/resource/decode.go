@@ -174,6 +174,10 @@ func (s *Snapshot) decodeDoc(src status.Source, raw []byte) *Problem {
 			o := &corev1.Namespace{}
 			obj = o
 			s.Namespaces = append(s.Namespaces, o)
+		case "ConfigMap":
+			o := &corev1.ConfigMap{}
+			obj = o
+			s.ConfigMaps = append(s.ConfigMaps, o)
 		}
 	case group == "discovery.k8s.io" && version == "v1" && tm.Kind == "EndpointSlice":
 		o := &discoveryv1.EndpointSlice{}
@@ -183,6 +187,14 @@ func (s *Snapshot) decodeDoc(src status.Source, raw []byte) *Problem {
 		o := &v1alpha1.Backend{}
 		obj = o
 		s.Backends = append(s.Backends, o)
+	case group == v1alpha1.Group && version == v1alpha1.Version && tm.Kind == "BackendTrafficPolicy":
+		o := &v1alpha1.BackendTrafficPolicy{}
+		obj = o
+		s.BackendTrafficPolicies = append(s.BackendTrafficPolicies, o)
+	case group == v1alpha1.Group && version == v1alpha1.Version && tm.Kind == "ClientTrafficPolicy":
+		o := &v1alpha1.ClientTrafficPolicy{}
+		obj = o
+		s.ClientTrafficPolicies = append(s.ClientTrafficPolicies, o)
 	}
 	if obj == nil {
 		return fail(fmt.Sprintf("kind %s of apiVersion %s is not supported; ignored", tm.Kind, tm.APIVersion))
@@ -229,6 +241,12 @@ func (s *Snapshot) drop(kind string) {
 		s.EndpointSlices = s.EndpointSlices[:len(s.EndpointSlices)-1]
 	case "Backend":
 		s.Backends = s.Backends[:len(s.Backends)-1]
+	case "BackendTrafficPolicy":
+		s.BackendTrafficPolicies = s.BackendTrafficPolicies[:len(s.BackendTrafficPolicies)-1]
+	case "ConfigMap":
+		s.ConfigMaps = s.ConfigMaps[:len(s.ConfigMaps)-1]
+	case "ClientTrafficPolicy":
+		s.ClientTrafficPolicies = s.ClientTrafficPolicies[:len(s.ClientTrafficPolicies)-1]
 	}
 }
 

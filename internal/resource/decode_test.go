@@ -33,7 +33,7 @@ spec:
   rulez: []
 ---
 apiVersion: v1
-kind: ConfigMap
+kind: Pod
 metadata: {name: c}
 ---
 apiVersion: gateway.networking.k8s.io/v1
@@ -79,7 +79,7 @@ spec: {controllerName: x}
 		has string
 	}{
 		{3, `unknown field "spec.rulez"`},
-		{4, "ConfigMap"},
+		{4, "Pod"},
 		{5, "duplicate"},
 		{6, "apiVersion and kind are required"},
 		{7, "metadata.name is required"},

@@ -33,6 +33,9 @@ func Merge(parts ...*Snapshot) *Snapshot {
 		out.EndpointSlices = mergeKind(out, p, out.EndpointSlices, p.EndpointSlices, "EndpointSlice")
 		out.Secrets = mergeKind(out, p, out.Secrets, p.Secrets, "Secret")
 		out.Backends = mergeKind(out, p, out.Backends, p.Backends, "Backend")
+		out.BackendTrafficPolicies = mergeKind(out, p, out.BackendTrafficPolicies, p.BackendTrafficPolicies, "BackendTrafficPolicy")
+		out.ConfigMaps = mergeKind(out, p, out.ConfigMaps, p.ConfigMaps, "ConfigMap")
+		out.ClientTrafficPolicies = mergeKind(out, p, out.ClientTrafficPolicies, p.ClientTrafficPolicies, "ClientTrafficPolicy")
 	}
 	return out
 }

@@ -159,7 +159,8 @@ func TestMergeCoversEveryKind(t *testing.T) {
 		"TLSRoute": "gateway.networking.k8s.io/v1", "TCPRoute": "gateway.networking.k8s.io/v1alpha2",
 		"UDPRoute": "gateway.networking.k8s.io/v1alpha2", "ReferenceGrant": "gateway.networking.k8s.io/v1",
 		"Namespace": "v1", "Service": "v1", "Secret": "v1", "EndpointSlice": "discovery.k8s.io/v1",
-		"Backend": "causeway.dev/v1alpha1",
+		"Backend": "causeway.dev/v1alpha1", "ConfigMap": "v1", "ClientTrafficPolicy": "causeway.dev/v1alpha1",
+		"BackendTrafficPolicy": "causeway.dev/v1alpha1",
 	} {
 		docs = append(docs, "apiVersion: "+av+"\nkind: "+kind+"\nmetadata: {name: x}\n")
 	}

@@ -30,7 +30,12 @@ type Snapshot struct {
 	Services        []*corev1.Service
 	EndpointSlices  []*discoveryv1.EndpointSlice
 	Secrets         []*corev1.Secret
+	ConfigMaps      []*corev1.ConfigMap // CA bundles (key ca.crt)
 	Backends        []*v1alpha1.Backend
+
+	ClientTrafficPolicies []*v1alpha1.ClientTrafficPolicy
+
+	BackendTrafficPolicies []*v1alpha1.BackendTrafficPolicy
 
 	// Sources maps each resource to the file and document it came from.
 	Sources map[status.Ref]status.Source

@@ -40,6 +40,7 @@ type Metrics struct {
 	bytesOut    *prometheus.CounterVec
 	connsActive *prometheus.GaugeVec
 	connsTotal  *prometheus.CounterVec
+	retries     *prometheus.CounterVec
 
 	mu        sync.Mutex
 	routes    map[routeKey]*RouteStats
@@ -79,13 +80,17 @@ func NewMetrics() *Metrics {
 			Name: "causeway_downstream_connections_total",
 			Help: "Client connections accepted.",
 		}, []string{"listener"}),
+		retries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "causeway_upstream_retries_total",
+			Help: "Retries of failed upstream attempts made by route retry policies.",
+		}, []string{"gateway", "route"}),
 		routes:    make(map[routeKey]*RouteStats),
 		listeners: make(map[string]*ListenerStats),
 	}
 	m.reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		m.requests, m.duration, m.bytesIn, m.bytesOut, m.connsActive, m.connsTotal,
+		m.requests, m.duration, m.bytesIn, m.bytesOut, m.connsActive, m.connsTotal, m.retries,
 	)
 	return m
 }
@@ -204,4 +209,24 @@ func (l *ListenerStats) ConnClosed() {
 		return
 	}
 	l.active.Dec()
+}
+
+// Counter is one counter handle; a nil *Counter counts nothing. Safe for
+// concurrent use.
+type Counter struct{ c prometheus.Counter }
+
+// Inc adds one.
+func (c *Counter) Inc() {
+	if c != nil {
+		c.c.Inc()
+	}
+}
+
+// Retries returns the retry counter of one route (gateway, route). Call it
+// when compiling a configuration, never per request.
+func (m *Metrics) Retries(gateway, route string) *Counter {
+	if m == nil {
+		return nil
+	}
+	return &Counter{m.retries.WithLabelValues(gateway, route)}
 }

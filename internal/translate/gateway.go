@@ -57,6 +57,7 @@ type listener struct {
 	selector   labels.Selector
 	certs      []*ir.Certificate
 	sockets    []*socket
+	front      *frontend // HTTP and HTTPS: policy and client validation (clienttraffic.go)
 
 	acceptedCond, refsCond, conflictCond *status.Condition
 }
@@ -142,10 +143,8 @@ func (t *translator) translateGateway(g *gateway) {
 		return
 	}
 	addrs, bad := gatewayAddresses(g.obj)
-	if bad == nil && g.obj.Spec.TLS != nil {
-		c := cond(status.Accepted, false, status.ReasonInvalid, "spec.tls",
-			"spec.tls (client certificate validation, backend client certificates) is not supported yet; remove it")
-		bad = &c
+	if bad == nil {
+		bad = checkGatewayTLS(g)
 	}
 	if bad != nil {
 		g.why = bad.Message
@@ -260,6 +259,7 @@ func (t *translator) checkListener(l *listener, spec *gwv1.Listener) {
 	if l.protocol == ir.ProtocolHTTPS || l.l4.terminate {
 		t.loadCertificates(l, spec, reject)
 	}
+	t.frontListener(l, reject)
 }
 
 func (t *translator) checkAllowedRoutes(l *listener, spec *gwv1.Listener, reject func(reason, field, format string, args ...any)) {
@@ -474,6 +474,10 @@ func (t *translator) claimSockets(l *listener, addrs []string) {
 				c := cond(status.Conflicted, true, status.ReasonProtocolConflict, l.field()+".protocol",
 					"%s is already served with protocol %s for Gateway %s", name, s.l.Protocol, s.owner)
 				l.conflictCond = &c
+				return
+			}
+			if c := frontendConflict(s, l, name); c != nil {
+				l.conflictCond = c
 				return
 			}
 			continue

@@ -132,8 +132,9 @@ func (t *translator) compileGRPCRoute(gr *gwv1.GRPCRoute) *compiledRoute {
 // compileGRPCRule turns one rule into one entry per match.
 func (t *translator) compileGRPCRule(cr *compiledRoute, rule *gwv1.GRPCRouteRule, ri int) ([]*entry, []status.Condition, *fieldErr) {
 	field := fmt.Sprintf("spec.rules[%d]", ri)
-	if rule.SessionPersistence != nil {
-		return nil, nil, unsupported(field+".sessionPersistence", "sessionPersistence is not supported yet")
+	res, err := compileRuleResilience(kindGRPCRoute+"/"+cr.key.String(), field, nil, rule.SessionPersistence, ir.Timeouts{})
+	if err != nil {
+		return nil, nil, err
 	}
 	matches := rule.Matches
 	if len(matches) == 0 {
@@ -207,6 +208,7 @@ func (t *translator) compileGRPCRule(cr *compiledRoute, rule *gwv1.GRPCRouteRule
 			match:   mi,
 			grpc:    &ranks[mi],
 		}
+		res.apply(entries[mi].route)
 	}
 	return entries, refProblems, nil
 }

@@ -104,12 +104,6 @@ func (cr *compiledRoute) compileHostnames(hs []gwv1.Hostname) {
 func (t *translator) compileRule(cr *compiledRoute, ri int) ([]*entry, []status.Condition, *fieldErr) {
 	rule := &cr.obj.Spec.Rules[ri]
 	field := fmt.Sprintf("spec.rules[%d]", ri)
-	if rule.Retry != nil {
-		return nil, nil, unsupported(field+".retry", "retry is not supported yet")
-	}
-	if rule.SessionPersistence != nil {
-		return nil, nil, unsupported(field+".sessionPersistence", "sessionPersistence is not supported yet")
-	}
 	matches := rule.Matches
 	if len(matches) == 0 {
 		matches = []gwv1.HTTPRouteMatch{{}}
@@ -130,6 +124,10 @@ func (t *translator) compileRule(cr *compiledRoute, ri int) ([]*entry, []status.
 		return nil, refProblems, unsupported(f.prefixRewrite, "ReplacePrefixMatch needs the rule to have exactly one match, of type PathPrefix")
 	}
 	to, err := timeouts(rule.Timeouts, field+".timeouts")
+	if err != nil {
+		return nil, refProblems, err
+	}
+	res, err := compileRuleResilience("HTTPRoute/"+cr.key.String(), field, rule.Retry, rule.SessionPersistence, to)
 	if err != nil {
 		return nil, refProblems, err
 	}
@@ -185,6 +183,9 @@ func (t *translator) compileRule(cr *compiledRoute, ri int) ([]*entry, []status.
 			rule:    ri,
 			match:   mi,
 		}
+	}
+	for _, e := range entries {
+		res.apply(e.route)
 	}
 	return entries, refProblems, nil
 }

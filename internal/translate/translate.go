@@ -78,6 +78,10 @@ type translator struct {
 
 	sockets  map[string]*socket // by ir.Listener.Name
 	clusters map[string]*ir.Cluster
+
+	front *frontState // ConfigMaps and ClientTrafficPolicies (clienttraffic.go)
+	// policies are the BackendTrafficPolicy winners (backendtraffic.go).
+	policies map[policyTarget]attachedPolicy
 }
 
 // Translate computes the IR and the status of every resource of s.
@@ -108,12 +112,17 @@ func Translate(s *resource.Snapshot, opts Options) (*ir.Config, *status.Report) 
 	}
 	t.index()
 	t.translateBackends()
+	t.indexPolicies()
 	t.translateClasses()
+	t.indexFrontend()
 	t.translateGateways()
 	t.translateRoutes()
 	t.translateL4Routes()
 	cfg := t.build()
+	t.resolvePolicies(cfg)
 	t.buildL4(cfg)
+	t.buildFrontend(cfg)
+	t.reportPolicies()
 	t.reportPassive()
 	t.reportProblems()
 	sortReport(t.rep)

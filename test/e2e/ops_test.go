@@ -37,7 +37,7 @@ spec:
   - backendRefs: [{name: nope, port: 80}]
 ---
 apiVersion: v1
-kind: ConfigMap
+kind: Pod
 metadata: {name: unknown-kind}
 `)
 		cmd := exec.Command(binary, "validate", dir)
@@ -46,7 +46,7 @@ metadata: {name: unknown-kind}
 			t.Fatalf("exit: %v, want status 1\n%s", err, out)
 		}
 		s := string(out)
-		for _, want := range []string{"routes.yaml#2", "HTTPRoute/default/app", "spec.rules[0].backendRefs[0]", "BackendNotFound", "routes.yaml#3", "ConfigMap"} {
+		for _, want := range []string{"routes.yaml#2", "HTTPRoute/default/app", "spec.rules[0].backendRefs[0]", "BackendNotFound", "routes.yaml#3", "Pod"} {
 			if !strings.Contains(s, want) {
 				t.Errorf("output lacks %q:\n%s", want, s)
 			}
