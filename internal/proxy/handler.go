@@ -41,7 +41,15 @@ type exchange struct {
 }
 
 // errUpstreamTimeout is the cancel cause of a route timeout.
-var errUpstreamTimeout = errors.New("upstream request timeout")
+var errUpstreamTimeout error = timeoutError("upstream request timeout")
+
+// timeoutError is the cause the proxy's timers cancel requests with; its
+// Timeout method tells the upstream to count it against the endpoint
+// (outlier detection), unlike a client cancelling.
+type timeoutError string
+
+func (e timeoutError) Error() string { return string(e) }
+func (e timeoutError) Timeout() bool { return true }
 
 // ServeHTTP is the request path of one listener.
 func (ls *listener) ServeHTTP(w http.ResponseWriter, r *http.Request) {

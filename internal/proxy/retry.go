@@ -40,7 +40,7 @@ const maxRetryBody = 64 << 10
 const maxDrain = 64 << 10
 
 // errPerTryTimeout is the cancel cause of a per-try timeout.
-var errPerTryTimeout = errors.New("upstream per-try timeout")
+var errPerTryTimeout error = timeoutError("upstream per-try timeout")
 
 // Retry condition bits, from ir.Retry.On.
 const (

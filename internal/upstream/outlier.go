@@ -3,6 +3,7 @@ package upstream
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -119,6 +120,21 @@ func reset(n *atomic.Int32) {
 	if n.Load() != 0 {
 		n.Store(0)
 	}
+}
+
+// timeoutCause turns a cancellation whose cause is a timeout (the proxy's
+// per-try and route timers cancel with such a cause, so that a response
+// body may outlive them) into context.DeadlineExceeded: the endpoint was too
+// slow, which outlier detection must count, unlike a client going away.
+func timeoutCause(ctx context.Context, err error) error {
+	if err == nil || !errors.Is(err, context.Canceled) {
+		return err
+	}
+	var t interface{ Timeout() bool }
+	if errors.As(context.Cause(ctx), &t) && t.Timeout() {
+		return fmt.Errorf("%w: %w", context.DeadlineExceeded, context.Cause(ctx))
+	}
+	return err
 }
 
 // localFailure tells failures of the endpoint or the path to it from
