@@ -114,11 +114,13 @@ func (ls *listener) stop(ctx context.Context) error {
 	if ls.l4 != nil {
 		return ls.l4.Shutdown(ctx)
 	}
+	h2done := make(chan error, 1)
+	go func() { h2done <- ls.h2.Shutdown(ctx) }()
 	err := ls.srv.Shutdown(ctx)
 	if err != nil {
 		_ = ls.srv.Close()
 	}
-	return err
+	return errors.Join(err, <-h2done)
 }
 
 // l4Addr is the bound address of an L4 listener.

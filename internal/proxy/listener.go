@@ -12,12 +12,14 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"causeway.dev/causeway/internal/h1"
 	"causeway.dev/causeway/internal/ir"
 	"causeway.dev/causeway/internal/l4"
 	"causeway.dev/causeway/internal/telemetry"
 )
 
-// listener is one bound socket and the http.Server on it. Its graph and its
+// listener is one bound socket and the HTTP server on it: internal/h1 for
+// HTTP/1.1, handing HTTP/2 (ALPN h2, or the h2c preface) to net/http. Its graph and its
 // certificates are swapped by Apply; the socket and the connections stay.
 type listener struct {
 	p     *Proxy
@@ -25,11 +27,13 @@ type listener struct {
 	key   string // what must not change for the socket to be kept
 	tls   bool
 	ln    *limitListener
-	srv   *http.Server
+	srv   *h1.Server
+	h2    *h1.HTTP2
 	stats *telemetry.ListenerStats
 	graph atomic.Pointer[graph]
 	certs atomic.Pointer[certSet]
-	done  chan struct{} // closed when Serve has returned
+	done  chan struct{}            // closed when Serve has returned
+	h3    atomic.Pointer[h3Server] // HTTP/3 twin socket (h3.go); nil when off
 
 	// settings of the server (tlsconfig.go), fixed for the socket's life.
 	settings listenerSettings
@@ -68,23 +72,30 @@ func (p *Proxy) bind(l *ir.Listener) (*listener, error) {
 		done:     make(chan struct{}),
 		settings: st,
 	}
-	protos := new(http.Protocols)
-	protos.SetHTTP1(true)
-	if ls.tls {
-		protos.SetHTTP2(true)
-	} else {
-		protos.SetUnencryptedHTTP2(true)
-	}
-	ls.srv = &http.Server{
+	// HTTP/2 connections are handed over by h1, which keeps reporting
+	// their state (and so holds their slot in the limit) until they end;
+	// hence no ConnState here.
+	ls.h2 = h1.NewHTTP2(&http.Server{
 		Handler:           ls,
 		MaxHeaderBytes:    st.maxHeaderBytes,
 		ReadHeaderTimeout: st.readHeaderTimeout,
 		IdleTimeout:       st.idleTimeout,
 		HTTP2:             st.http2,
-		Protocols:         protos,
-		ConnState:         ls.connState,
 		// A misbehaving client is not worth more than a debug line.
 		ErrorLog: slog.NewLogLogger(p.opts.Logger.Handler(), slog.LevelDebug),
+	})
+	ls.srv = &h1.Server{
+		Handler:           ls,
+		MaxHeaderBytes:    st.maxHeaderBytes,
+		ReadHeaderTimeout: st.readHeaderTimeout,
+		IdleTimeout:       st.idleTimeout,
+		ConnState:         ls.connState,
+		ErrorLog:          p.opts.Logger,
+	}
+	if ls.tls {
+		ls.srv.H2 = ls.h2.ServeConn
+	} else {
+		ls.srv.H2C = ls.h2.ServeConn
 	}
 	return ls, nil
 }
@@ -102,7 +113,7 @@ func (ls *listener) start() {
 	go func() {
 		defer close(ls.done)
 		err := ls.srv.Serve(nl)
-		if err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err != nil && !errors.Is(err, h1.ErrServerClosed) && !errors.Is(err, net.ErrClosed) {
 			ls.p.opts.Logger.Error("listener stopped", "listener", ls.name, "err", err)
 		}
 	}()
