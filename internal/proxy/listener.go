@@ -32,7 +32,7 @@ type listener struct {
 	stats *telemetry.ListenerStats
 	graph atomic.Pointer[graph]
 	certs atomic.Pointer[certSet]
-	done  chan struct{}            // closed when Serve has returned
+	done  chan struct{} // closed when Serve has returned
 
 	// settings of the server (tlsconfig.go), fixed for the socket's life.
 	settings listenerSettings
