@@ -21,6 +21,7 @@ import (
 //	  connection: {maxConnections: 5000, idleTimeout: 2m}
 //	  http: {maxHeaderBytes: 32768, requestHeaderTimeout: 5s}
 //	  http2: {maxConcurrentStreams: 200}
+//	  http3: {enabled: true}
 //	  xfcc: SanitizeSet
 //
 // Precedence: a policy targeting a listener (sectionName set) wins over one
@@ -56,6 +57,8 @@ type ClientTrafficPolicySpec struct {
 	HTTP *HTTPSettings `json:"http,omitempty"`
 	// HTTP2 settings the server announces to clients.
 	HTTP2 *HTTP2Settings `json:"http2,omitempty"`
+	// HTTP3 serves HTTP/3 over QUIC on HTTPS listeners. Off by default.
+	HTTP3 *HTTP3Settings `json:"http3,omitempty"`
 	// XFCC is what becomes of the X-Forwarded-Client-Cert request header,
 	// Envoy's format for the client certificate of a mutual TLS
 	// connection (Hash=<sha256 of the DER, hex>;Subject="...";URI=...;DNS=...):
@@ -131,6 +134,17 @@ type HTTPSettings struct {
 	// RequestHeaderTimeout bounds the time a client takes to send a
 	// request's headers, e.g. "5s". Default: the proxy's (10s).
 	RequestHeaderTimeout *gwv1.Duration `json:"requestHeaderTimeout,omitempty"`
+}
+
+// HTTP3Settings switch HTTP/3 (RFC 9114) on for HTTPS listeners.
+type HTTP3Settings struct {
+	// Enabled serves HTTP/3 on the UDP port of the same number as the
+	// listener's TCP port, with the same certificates, client validation
+	// and routes, and advertises it to HTTP/1.1 and HTTP/2 clients with
+	// an Alt-Svc response header (h3=":PORT"; ma=86400). QUIC needs TLS
+	// 1.3, so tls.maxVersion may not be "1.2" with it. HTTP listeners
+	// ignore it. Default false.
+	Enabled bool `json:"enabled"`
 }
 
 // HTTP2Settings are announced to HTTP/2 clients in the server's SETTINGS

@@ -91,6 +91,11 @@ type ListenerSettings struct {
 	// XFCCSanitizeSet or XFCCForward; "" means XFCCSanitizeSet. A header
 	// sent by the client is removed in every mode.
 	XFCC string `json:"xfcc,omitempty"`
+	// HTTP3 serves HTTP/3 over QUIC on the UDP port of the same address
+	// and number (HTTPS listeners only), with the listener's certificates
+	// and routes, and advertises it with Alt-Svc on HTTP/1.1 and HTTP/2
+	// responses.
+	HTTP3 bool `json:"http3,omitempty"`
 }
 
 // X-Forwarded-Client-Cert modes (ListenerSettings.XFCC).

@@ -62,6 +62,7 @@ func (ls *listener) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		path:      r.URL.Path,
 		proto:     r.Proto,
 	}
+	ls.advertiseH3(w, r)
 	ls.serve(w, r, &x)
 	p.finish(&x)
 }

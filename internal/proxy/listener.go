@@ -32,7 +32,8 @@ type listener struct {
 	stats *telemetry.ListenerStats
 	graph atomic.Pointer[graph]
 	certs atomic.Pointer[certSet]
-	done  chan struct{} // closed when Serve has returned
+	done  chan struct{}            // closed when Serve has returned
+	h3    atomic.Pointer[h3Server] // HTTP/3 twin socket (h3.go); nil when off
 
 	// settings of the server (tlsconfig.go), fixed for the socket's life.
 	settings listenerSettings

@@ -204,6 +204,7 @@ func (p *Proxy) Apply(cfg *ir.Config) error {
 	for _, ls := range added {
 		ls.start()
 	}
+	bindErr = p.reconcileH3(cfg, removed, bindErr)
 	for _, ls := range removed {
 		p.drain(ls)
 	}
@@ -270,6 +271,7 @@ func (p *Proxy) Shutdown(ctx context.Context) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			l.stopH3(ctx)
 			errs[i] = l.stop(ctx)
 			<-l.done
 		}()

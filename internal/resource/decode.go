@@ -159,6 +159,12 @@ func (s *Snapshot) decodeDoc(src status.Source, raw []byte) *Problem {
 			o := &gwv1.ReferenceGrant{}
 			obj = o
 			s.ReferenceGrants = append(s.ReferenceGrants, o)
+		case "BackendTLSPolicy":
+			if version == "v1" {
+				o := &gwv1.BackendTLSPolicy{}
+				obj = o
+				s.BackendTLSPolicies = append(s.BackendTLSPolicies, o)
+			}
 		}
 	case group == "" && version == "v1":
 		switch tm.Kind {
@@ -247,6 +253,8 @@ func (s *Snapshot) drop(kind string) {
 		s.ConfigMaps = s.ConfigMaps[:len(s.ConfigMaps)-1]
 	case "ClientTrafficPolicy":
 		s.ClientTrafficPolicies = s.ClientTrafficPolicies[:len(s.ClientTrafficPolicies)-1]
+	case "BackendTLSPolicy":
+		s.BackendTLSPolicies = s.BackendTLSPolicies[:len(s.BackendTLSPolicies)-1]
 	}
 }
 

@@ -35,6 +35,7 @@ func Merge(parts ...*Snapshot) *Snapshot {
 		out.Backends = mergeKind(out, p, out.Backends, p.Backends, "Backend")
 		out.BackendTrafficPolicies = mergeKind(out, p, out.BackendTrafficPolicies, p.BackendTrafficPolicies, "BackendTrafficPolicy")
 		out.ConfigMaps = mergeKind(out, p, out.ConfigMaps, p.ConfigMaps, "ConfigMap")
+		out.BackendTLSPolicies = mergeKind(out, p, out.BackendTLSPolicies, p.BackendTLSPolicies, "BackendTLSPolicy")
 		out.ClientTrafficPolicies = mergeKind(out, p, out.ClientTrafficPolicies, p.ClientTrafficPolicies, "ClientTrafficPolicy")
 	}
 	return out

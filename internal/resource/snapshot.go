@@ -37,6 +37,8 @@ type Snapshot struct {
 
 	BackendTrafficPolicies []*v1alpha1.BackendTrafficPolicy
 
+	BackendTLSPolicies []*gwv1.BackendTLSPolicy // v1
+
 	// Sources maps each resource to the file and document it came from.
 	Sources map[status.Ref]status.Source
 	// Problems are documents that could not be decoded, or kinds that are

@@ -226,6 +226,7 @@ func (t *translator) serviceCluster(name string, svc *corev1.Service, sp *corev1
 	if sp.AppProtocol != nil && *sp.AppProtocol == appProtocolH2C {
 		c.Protocol = ir.UpstreamH2C
 	}
+	c.TLS = t.backendTLS(svc, sp)
 	if svc.Spec.Type == corev1.ServiceTypeExternalName {
 		if validHostname(svc.Spec.ExternalName, false) == nil {
 			c.Endpoints = append(c.Endpoints, ir.Endpoint{Hostname: svc.Spec.ExternalName, Port: int(sp.Port)})

@@ -178,6 +178,15 @@ func (t *translator) buildFrontend(cfg *ir.Config) {
 		f := s.listeners[0].front
 		if p := f.policy; p != nil {
 			l.Settings = p.settings
+			if st := p.settings; st != nil && st.HTTP3 && l.TLS == nil {
+				// HTTP/3 needs TLS: plaintext listeners ignore it.
+				cp := *st
+				cp.HTTP3 = false
+				l.Settings = &cp
+				if cp == (ir.ListenerSettings{}) {
+					l.Settings = nil
+				}
+			}
 			if l.TLS != nil {
 				l.TLS.MinVersion, l.TLS.MaxVersion = p.tls.MinVersion, p.tls.MaxVersion
 				l.TLS.CipherSuites, l.TLS.ALPN, l.TLS.SessionTickets = p.tls.CipherSuites, p.tls.ALPN, p.tls.SessionTickets
@@ -315,6 +324,12 @@ func (p *ctPolicy) validate() {
 		if *h2 != (ir.HTTP2Settings{}) {
 			st.HTTP2 = h2
 		}
+	}
+	if h := spec.HTTP3; h != nil && h.Enabled {
+		if spec.TLS != nil && spec.TLS.MaxVersion != nil && *spec.TLS.MaxVersion == "1.2" {
+			fail("spec.http3.enabled", "HTTP/3 runs over QUIC, which needs TLS 1.3; tls.maxVersion 1.2 excludes it")
+		}
+		st.HTTP3 = true
 	}
 	if spec.XFCC != nil {
 		switch m := *spec.XFCC; m {

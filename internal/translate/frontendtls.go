@@ -31,9 +31,9 @@ const (
 const caCertKey = "ca.crt"
 
 // checkGatewayTLS validates spec.tls as a whole. It returns the condition
-// that rejects the Gateway (what the API server's schema would refuse, and
-// spec.tls.backend, which is not supported), and notes an insecure
-// validation mode on the Gateway.
+// that rejects the Gateway (what the API server's schema would refuse), and
+// notes an insecure validation mode on the Gateway. spec.tls.backend is
+// resolved in backendtls.go.
 func checkGatewayTLS(g *gateway) *status.Condition {
 	spec := g.obj.Spec.TLS
 	if spec == nil {
@@ -42,10 +42,6 @@ func checkGatewayTLS(g *gateway) *status.Condition {
 	bad := func(reason, field, format string, args ...any) *status.Condition {
 		c := cond(status.Accepted, false, reason, field, format, args...)
 		return &c
-	}
-	if spec.Backend != nil {
-		return bad(status.ReasonInvalid, "spec.tls.backend",
-			"spec.tls.backend (a client certificate towards backends) is not supported yet; remove it")
 	}
 	if spec.Frontend == nil {
 		return nil

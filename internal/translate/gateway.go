@@ -143,6 +143,11 @@ func (t *translator) translateGateway(g *gateway) {
 		return
 	}
 	addrs, bad := gatewayAddresses(g.obj)
+	if bad == nil && len(g.obj.Spec.Addresses) == 0 && t.addrs != nil {
+		if a := t.addrs(g.obj); len(a) > 0 {
+			addrs = a
+		}
+	}
 	if bad == nil {
 		bad = checkGatewayTLS(g)
 	}

@@ -10,7 +10,8 @@
 //
 // The package is split by kind: gateway.go (GatewayClass, Gateway and its
 // listeners), httproute.go and filter.go (HTTPRoute attachment, matches and
-// filters), backend.go (Service, EndpointSlice and Backend resolution),
+// filters), backend.go (Service, EndpointSlice and Backend resolution), backendtls.go
+// (BackendTLSPolicy and Gateway client certificates),
 // refgrant.go, hostname.go and precedence.go (Gateway API ordering).
 package translate
 
@@ -38,6 +39,11 @@ type Options struct {
 	// ControllerName selects the GatewayClasses to manage; "" means
 	// ControllerName.
 	ControllerName string
+	// Addresses gives the IPs to bind for a Gateway without spec.addresses
+	// (in-process Kubernetes mode allocates one per Gateway from a pool);
+	// nil, or an empty result, means all interfaces. It must be
+	// deterministic for Translate to stay so.
+	Addresses func(gw *gwv1.Gateway) []string
 }
 
 const (
@@ -61,9 +67,10 @@ func (k nsName) String() string { return k.ns + "/" + k.name }
 
 // translator holds the indexes and the output of one translation.
 type translator struct {
-	ctrl string
-	s    *resource.Snapshot
-	rep  *status.Report
+	ctrl  string
+	addrs func(*gwv1.Gateway) []string
+	s     *resource.Snapshot
+	rep   *status.Report
 
 	namespaces map[string]map[string]string // name → labels
 	services   map[nsName]*corev1.Service
@@ -82,6 +89,8 @@ type translator struct {
 	front *frontState // ConfigMaps and ClientTrafficPolicies (clienttraffic.go)
 	// policies are the BackendTrafficPolicy winners (backendtraffic.go).
 	policies map[policyTarget]attachedPolicy
+	// btls holds the BackendTLSPolicies (backendtls.go).
+	btls *btlsState
 }
 
 // Translate computes the IR and the status of every resource of s.
@@ -94,6 +103,7 @@ type translator struct {
 func Translate(s *resource.Snapshot, opts Options) (*ir.Config, *status.Report) {
 	t := &translator{
 		ctrl:       opts.ControllerName,
+		addrs:      opts.Addresses,
 		s:          s,
 		rep:        &status.Report{},
 		namespaces: make(map[string]map[string]string),
@@ -115,14 +125,17 @@ func Translate(s *resource.Snapshot, opts Options) (*ir.Config, *status.Report) 
 	t.indexPolicies()
 	t.translateClasses()
 	t.indexFrontend()
+	t.indexBackendTLS()
 	t.translateGateways()
 	t.translateRoutes()
 	t.translateL4Routes()
 	cfg := t.build()
 	t.resolvePolicies(cfg)
 	t.buildL4(cfg)
+	t.applyBackendTLS(cfg)
 	t.buildFrontend(cfg)
 	t.reportPolicies()
+	t.reportBackendTLS()
 	t.reportPassive()
 	t.reportProblems()
 	sortReport(t.rep)

@@ -28,6 +28,8 @@ type Cluster struct {
 	spec           []ir.Endpoint
 	connectTimeout time.Duration
 	idleTimeout    time.Duration
+	tlsKey         string     // tls.go; "" for plaintext
+	tlsc           *tlsClient // nil for plaintext
 
 	mu       sync.Mutex
 	members  []*member // in spec order

@@ -24,6 +24,7 @@ type endpoint struct {
 	addr    string
 	host    string          // Host header when the request carries none
 	h2      *http.Transport // h2c endpoints only
+	tls     *tlsClient      // nil: plaintext (tls.go)
 	noBody  *emptyBody      // the Body of its responses without one
 
 	// Timeouts of the clusters using the endpoint (the smallest wins when
@@ -37,8 +38,8 @@ type endpoint struct {
 	stamp uint64 // Manager.gen of the last setTimeouts; under Manager.mu
 }
 
-func newEndpoint(m *Manager, k epKey, idle time.Duration) *endpoint {
-	e := &endpoint{m: m, network: k.network, addr: k.addr, host: k.addr}
+func newEndpoint(m *Manager, k epKey, idle time.Duration, tc *tlsClient) *endpoint {
+	e := &endpoint{m: m, network: k.network, addr: k.addr, host: k.addr, tls: tc}
 	e.noBody = &emptyBody{addr: k.addr}
 	if k.network == "unix" {
 		e.host = "localhost"
@@ -149,15 +150,21 @@ func (e *endpoint) close() {
 	}
 }
 
-// dial opens a connection; failures other than ctx's wrap ErrConnect.
+// dial opens a connection, with the TLS handshake done when the endpoint
+// has TLS (the result is then a *tls.Conn); failures other than ctx's wrap
+// ErrConnect.
 func (e *endpoint) dial(ctx context.Context) (net.Conn, error) {
-	d := net.Dialer{Timeout: time.Duration(e.dialNs.Load())}
+	timeout := time.Duration(e.dialNs.Load())
+	d := net.Dialer{Timeout: timeout}
 	nc, err := d.DialContext(ctx, e.network, e.addr)
 	if err != nil {
 		if cerr := ctx.Err(); cerr != nil {
 			return nil, fmt.Errorf("upstream %s: %w: %w", e.addr, cerr, err)
 		}
 		return nil, fmt.Errorf("upstream %s: %w: %w", e.addr, ErrConnect, err)
+	}
+	if e.tls != nil {
+		return e.tls.handshake(ctx, nc, e.addr, timeout)
 	}
 	return nc, nil
 }

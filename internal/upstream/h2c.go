@@ -10,10 +10,20 @@ import (
 )
 
 // newH2CTransport returns a Transport speaking HTTP/2 with prior knowledge,
-// over cleartext, to e only. Compression is off: a proxy passes bodies
-// through as they are.
+// over cleartext, to e only; over TLS (ALPN h2) when e has TLS.
+// Compression is off: a proxy passes bodies through as they are.
 func newH2CTransport(e *endpoint, idle time.Duration) *http.Transport {
 	var p http.Protocols
+	if e.tls != nil {
+		p.SetHTTP2(true)
+		return &http.Transport{
+			Protocols:          &p,
+			DialTLSContext:     func(ctx context.Context, _, _ string) (net.Conn, error) { return e.dial(ctx) },
+			DisableCompression: true,
+			IdleConnTimeout:    idle,
+			ForceAttemptHTTP2:  true,
+		}
+	}
 	p.SetUnencryptedHTTP2(true)
 	return &http.Transport{
 		Protocols:          &p,
@@ -27,11 +37,15 @@ func newH2CTransport(e *endpoint, idle time.Duration) *http.Transport {
 // roundTripH2C sends req through e's Transport, which always closes the
 // body; a connect failure is reported as retryable only without a body.
 func (e *endpoint) roundTripH2C(req *http.Request) (*http.Response, bool, error) {
-	if req.URL.Scheme != "http" || req.URL.Host == "" {
+	scheme := "http"
+	if e.tls != nil {
+		scheme = "https"
+	}
+	if req.URL.Scheme != scheme || req.URL.Host == "" {
 		r := new(http.Request)
 		*r = *req
 		u := *req.URL
-		u.Scheme = "http"
+		u.Scheme = scheme
 		if u.Host == "" {
 			u.Host = req.Host
 		}

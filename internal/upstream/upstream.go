@@ -140,6 +140,7 @@ type epKey struct {
 	proto   ir.UpstreamProtocol
 	network string // "tcp" or "unix"
 	addr    string
+	tls     string // tlsKey: "" for plaintext
 }
 
 // NewManager returns a Manager without clusters.
@@ -202,6 +203,12 @@ func (m *Manager) Update(clusters []*ir.Cluster) {
 			c = newCluster(m, ic.Name, proto)
 		}
 		c.configure(ic)
+		if tk := tlsKey(ic.Name, ic.TLS); tk != c.tlsKey {
+			c.tlsKey, c.tlsc = tk, nil
+			if ic.TLS != nil {
+				c.tlsc = newTLSClient(ic.Name, ic.TLS, proto, m.opts.Logger)
+			}
+		}
 		m.build(c)
 		next[c.name] = c
 	}
@@ -264,10 +271,10 @@ func (m *Manager) Close() {
 func (m *Manager) build(c *Cluster) {
 	var eps []target
 	add := func(network, addr string, s *ir.Endpoint) {
-		k := epKey{c.proto, network, addr}
+		k := epKey{c.proto, network, addr, c.tlsKey}
 		e := m.eps[k]
 		if e == nil {
-			e = newEndpoint(m, k, c.idleTimeout)
+			e = newEndpoint(m, k, c.idleTimeout, c.tlsc)
 			m.eps[k] = e
 		}
 		e.setTimeouts(c.connectTimeout, c.idleTimeout)
