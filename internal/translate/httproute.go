@@ -311,53 +311,14 @@ func validPath(p string) error {
 // parentRefs selecting one listener count once.
 func (t *translator) attach(cr *compiledRoute, idx int, attached map[*listener]bool) status.Parent {
 	pr := cr.parents[idx]
-	field := fmt.Sprintf("spec.parentRefs[%d]", idx)
-	group, kind, ns := gatewayGroup, "Gateway", cr.key.ns
-	if pr.Group != nil {
-		group = string(*pr.Group)
+	pt, found := t.resolveParent(pr, cr.key.ns, idx, cr.hostProblem)
+	if !found {
+		return pt.p
 	}
-	if pr.Kind != nil {
-		kind = string(*pr.Kind)
-	}
-	if pr.Namespace != nil && *pr.Namespace != "" {
-		ns = string(*pr.Namespace)
-	}
-	p := status.Parent{Ref: status.Ref{Kind: kind, Namespace: ns, Name: string(pr.Name)}}
-	if pr.SectionName != nil {
-		p.SectionName = string(*pr.SectionName)
-	}
-	if pr.Port != nil {
-		p.Port = *pr.Port
-	}
+	p, field, g, candidates := pt.p, pt.field, pt.g, pt.candidates
 	reject := func(reason, format string, args ...any) status.Parent {
 		p.Conditions = append(p.Conditions, cond(status.Accepted, false, reason, field, format, args...))
 		return p
-	}
-	if group != gatewayGroup || kind != "Gateway" {
-		return reject(status.ReasonInvalidKind, "parent kind %q of group %q is not supported; only Gateway", kind, group)
-	}
-	g := t.gateways[nsName{ns, string(pr.Name)}]
-	switch {
-	case g == nil:
-		return reject(status.ReasonNoMatchingParent, "Gateway %s/%s not found", ns, pr.Name)
-	case !g.ours:
-		p.Conditions = append(p.Conditions, cond(condIgnored, true, status.ReasonNotReconciled, field,
-			"Gateway %s is not managed by %s: %s", g.key, t.ctrl, g.why))
-		return p
-	case !g.accepted:
-		return reject(status.ReasonNoMatchingParent, "Gateway %s is not accepted: %s", g.key, g.why)
-	}
-	var candidates []*listener
-	for _, l := range g.listeners {
-		if (pr.SectionName == nil || string(*pr.SectionName) == l.name) && (pr.Port == nil || int(*pr.Port) == l.port) {
-			candidates = append(candidates, l)
-		}
-	}
-	if len(candidates) == 0 {
-		return reject(status.ReasonNoMatchingParent, "Gateway %s has no listener%s", g.key, selectorText(pr))
-	}
-	if cr.hostProblem != nil {
-		return reject(status.ReasonUnsupportedValue, "%s: %s", cr.hostProblem.field, cr.hostProblem.msg)
 	}
 	allowed, matched, ok := 0, 0, 0
 	var conflict *claim
@@ -463,4 +424,69 @@ func (cr *compiledRoute) refsCond() status.Condition {
 	}
 	first := cr.refProblems[0]
 	return cond(status.ResolvedRefs, false, first.Reason, first.Field, "%s", strings.Join(parts, "; "))
+}
+
+// parentTarget is a parentRef resolved to a Gateway and the listeners its
+// sectionName and port select.
+type parentTarget struct {
+	p          status.Parent
+	field      string
+	g          *gateway
+	candidates []*listener
+}
+
+// resolveParent evaluates what every route kind checks the same way for
+// one parentRef: the parent's kind, the Gateway, whether it is ours and
+// accepted, and the listeners selected. When ok is false, pt.p is the
+// parent's final status.
+func (t *translator) resolveParent(pr gwv1.ParentReference, routeNS string, idx int, hostProblem *fieldErr) (pt parentTarget, ok bool) {
+	field := fmt.Sprintf("spec.parentRefs[%d]", idx)
+	group, kind, ns := gatewayGroup, "Gateway", routeNS
+	if pr.Group != nil {
+		group = string(*pr.Group)
+	}
+	if pr.Kind != nil {
+		kind = string(*pr.Kind)
+	}
+	if pr.Namespace != nil && *pr.Namespace != "" {
+		ns = string(*pr.Namespace)
+	}
+	p := status.Parent{Ref: status.Ref{Kind: kind, Namespace: ns, Name: string(pr.Name)}}
+	if pr.SectionName != nil {
+		p.SectionName = string(*pr.SectionName)
+	}
+	if pr.Port != nil {
+		p.Port = *pr.Port
+	}
+	reject := func(reason, format string, args ...any) (parentTarget, bool) {
+		p.Conditions = append(p.Conditions, cond(status.Accepted, false, reason, field, format, args...))
+		return parentTarget{p: p}, false
+	}
+	if group != gatewayGroup || kind != "Gateway" {
+		return reject(status.ReasonInvalidKind, "parent kind %q of group %q is not supported; only Gateway", kind, group)
+	}
+	g := t.gateways[nsName{ns, string(pr.Name)}]
+	switch {
+	case g == nil:
+		return reject(status.ReasonNoMatchingParent, "Gateway %s/%s not found", ns, pr.Name)
+	case !g.ours:
+		p.Conditions = append(p.Conditions, cond(condIgnored, true, status.ReasonNotReconciled, field,
+			"Gateway %s is not managed by %s: %s", g.key, t.ctrl, g.why))
+		return parentTarget{p: p}, false
+	case !g.accepted:
+		return reject(status.ReasonNoMatchingParent, "Gateway %s is not accepted: %s", g.key, g.why)
+	}
+	var candidates []*listener
+	for _, l := range g.listeners {
+		if (pr.SectionName == nil || string(*pr.SectionName) == l.name) && (pr.Port == nil || int(*pr.Port) == l.port) {
+			candidates = append(candidates, l)
+		}
+	}
+	if len(candidates) == 0 {
+		return reject(status.ReasonNoMatchingParent, "Gateway %s has no listener%s", g.key, selectorText(pr))
+	}
+	if hostProblem != nil {
+		return reject(status.ReasonUnsupportedValue, "%s: %s", hostProblem.field, hostProblem.msg)
+	}
+	return parentTarget{p: p, field: field, g: g, candidates: candidates}, true
 }

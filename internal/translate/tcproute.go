@@ -226,53 +226,14 @@ func (t *translator) translateL4Route(r *l4Route) {
 // that take it.
 func (t *translator) attachL4(r *l4Route, idx int, attached map[*listener]bool) status.Parent {
 	pr := r.parents[idx]
-	field := fmt.Sprintf("spec.parentRefs[%d]", idx)
-	group, kind, ns := gatewayGroup, "Gateway", r.key.ns
-	if pr.Group != nil {
-		group = string(*pr.Group)
+	pt, found := t.resolveParent(pr, r.key.ns, idx, r.hostProblem)
+	if !found {
+		return pt.p
 	}
-	if pr.Kind != nil {
-		kind = string(*pr.Kind)
-	}
-	if pr.Namespace != nil && *pr.Namespace != "" {
-		ns = string(*pr.Namespace)
-	}
-	p := status.Parent{Ref: status.Ref{Kind: kind, Namespace: ns, Name: string(pr.Name)}}
-	if pr.SectionName != nil {
-		p.SectionName = string(*pr.SectionName)
-	}
-	if pr.Port != nil {
-		p.Port = *pr.Port
-	}
+	p, field, g, candidates := pt.p, pt.field, pt.g, pt.candidates
 	reject := func(reason, format string, args ...any) status.Parent {
 		p.Conditions = append(p.Conditions, cond(status.Accepted, false, reason, field, format, args...))
 		return p
-	}
-	if group != gatewayGroup || kind != "Gateway" {
-		return reject(status.ReasonInvalidKind, "parent kind %q of group %q is not supported; only Gateway", kind, group)
-	}
-	g := t.gateways[nsName{ns, string(pr.Name)}]
-	switch {
-	case g == nil:
-		return reject(status.ReasonNoMatchingParent, "Gateway %s/%s not found", ns, pr.Name)
-	case !g.ours:
-		p.Conditions = append(p.Conditions, cond(condIgnored, true, status.ReasonNotReconciled, field,
-			"Gateway %s is not managed by %s: %s", g.key, t.ctrl, g.why))
-		return p
-	case !g.accepted:
-		return reject(status.ReasonNoMatchingParent, "Gateway %s is not accepted: %s", g.key, g.why)
-	}
-	var candidates []*listener
-	for _, l := range g.listeners {
-		if (pr.SectionName == nil || string(*pr.SectionName) == l.name) && (pr.Port == nil || int(*pr.Port) == l.port) {
-			candidates = append(candidates, l)
-		}
-	}
-	if len(candidates) == 0 {
-		return reject(status.ReasonNoMatchingParent, "Gateway %s has no listener%s", g.key, selectorText(pr))
-	}
-	if r.hostProblem != nil {
-		return reject(status.ReasonUnsupportedValue, "%s: %s", r.hostProblem.field, r.hostProblem.msg)
 	}
 	allowed, ok := 0, 0
 	for _, l := range candidates {
