@@ -189,7 +189,7 @@ func (s *Server) serveConn(c net.Conn) {
 		if t.terminate {
 			tc := tls.Server(c, &tls.Config{
 				MinVersion:     tls.VersionTLS12,
-				GetCertificate: func(h *tls.ClientHelloInfo) (*tls.Certificate, error) { return t.certs.pick(h.ServerName), nil },
+				GetCertificate: func(h *tls.ClientHelloInfo) (*tls.Certificate, error) { return t.certs.Pick(h.ServerName), nil },
 			})
 			ctx, cancel := context.WithTimeout(context.Background(), s.opts.HandshakeTimeout)
 			err := tc.HandshakeContext(ctx)

@@ -1,7 +1,6 @@
 package l4
 
 import (
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"math"
@@ -9,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"causeway.dev/causeway/internal/certs"
 	"causeway.dev/causeway/internal/ir"
 )
 
@@ -23,8 +23,8 @@ const (
 // connection loads the Table once when it is accepted.
 type Table struct {
 	proto     ir.Protocol
-	terminate bool     // TLS listener that terminates (certs set)
-	certs     *certSet // terminate only
+	terminate bool       // TLS listener that terminates (certs set)
+	certs     *certs.Set // terminate only
 
 	exact map[string]*route // lower-case SNI
 	wild  map[string]*route // "*.example.com" stored as ".example.com"
@@ -180,64 +180,14 @@ func (r *route) pick() *backend {
 	return nil
 }
 
-// certSet is the server certificates of a terminating TLS listener,
-// chosen by SNI with the same precedence as routes.
-type certSet struct {
-	exact map[string]*tls.Certificate
-	wild  map[string]*tls.Certificate
-	any   *tls.Certificate
-	first *tls.Certificate
-}
-
-// compileCerts parses the certificates; earlier ones win for equal names,
-// as the IR lists them in precedence order.
-func compileCerts(t *ir.TLS) (*certSet, error) {
-	cs := &certSet{exact: map[string]*tls.Certificate{}, wild: map[string]*tls.Certificate{}}
-	for i, c := range t.Certificates {
-		if c == nil {
-			continue
-		}
-		cert, err := tls.X509KeyPair(c.CertPEM, c.KeyPEM)
-		if err != nil {
-			return nil, fmt.Errorf("certificate %d (%s): %w", i, c.Origin, err)
-		}
-		if cs.first == nil {
-			cs.first = &cert
-		}
-		if len(c.SNI) == 0 && cs.any == nil {
-			cs.any = &cert
-		}
-		for _, n := range c.SNI {
-			n = normName(n)
-			m, key := cs.exact, n
-			if strings.HasPrefix(n, "*.") {
-				m, key = cs.wild, n[1:]
-			}
-			if _, dup := m[key]; !dup {
-				m[key] = &cert
-			}
-		}
-	}
-	if cs.first == nil {
+// compileCerts parses the certificates of a terminating TLS listener.
+func compileCerts(t *ir.TLS) (*certs.Set, error) {
+	if t == nil {
 		return nil, errors.New("TLS listener in terminate mode without certificates")
 	}
-	return cs, nil
-}
-
-func (cs *certSet) pick(name string) *tls.Certificate {
-	name = normName(name)
-	if c := cs.exact[name]; c != nil {
-		return c
+	s, err := certs.Compile(t.Certificates)
+	if errors.Is(err, certs.ErrNone) {
+		return nil, errors.New("TLS listener in terminate mode without certificates")
 	}
-	for i := 1; i < len(name); i++ {
-		if name[i] == '.' {
-			if c := cs.wild[name[i:]]; c != nil {
-				return c
-			}
-		}
-	}
-	if cs.any != nil {
-		return cs.any
-	}
-	return cs.first
+	return s, err
 }

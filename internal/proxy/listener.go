@@ -3,15 +3,14 @@ package proxy
 import (
 	"crypto/tls"
 	"errors"
-	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 
+	"causeway.dev/causeway/internal/certs"
 	"causeway.dev/causeway/internal/h1"
 	"causeway.dev/causeway/internal/ir"
 	"causeway.dev/causeway/internal/l4"
@@ -167,77 +166,30 @@ func (l *limitListener) Close() error {
 	return l.Listener.Close()
 }
 
-// certSet is the server certificates of one HTTPS listener, indexed by SNI.
+// certSet is the server certificates of one HTTPS listener, indexed by SNI,
+// with the tls.Config every handshake gets (tlsconfig.go).
 type certSet struct {
-	exact map[string]*tls.Certificate // lower-case names
-	wild  map[string]*tls.Certificate // "*.example.com" stored as ".example.com"
-	any   *tls.Certificate            // first certificate without SNI names
-	first *tls.Certificate
-	conf  *tls.Config // handed to every handshake (tlsconfig.go)
+	*certs.Set
+	conf *tls.Config
 }
 
-// compileCerts parses the certificates of a listener. Earlier certificates
-// win for equal names, as the IR lists them in precedence order.
+// compileCerts parses the certificates of a listener.
 func compileCerts(t *ir.TLS) (*certSet, error) {
-	if t == nil || len(t.Certificates) == 0 {
+	if t == nil {
 		return nil, errors.New("HTTPS listener without certificates")
 	}
-	cs := &certSet{exact: map[string]*tls.Certificate{}, wild: map[string]*tls.Certificate{}}
-	for i, c := range t.Certificates {
-		if c == nil {
-			continue
-		}
-		cert, err := tls.X509KeyPair(c.CertPEM, c.KeyPEM)
-		if err != nil {
-			return nil, fmt.Errorf("certificate %d (%s): %w", i, c.Origin, err)
-		}
-		if cs.first == nil {
-			cs.first = &cert
-		}
-		if len(c.SNI) == 0 && cs.any == nil {
-			cs.any = &cert
-		}
-		for _, n := range c.SNI {
-			n = strings.TrimSuffix(strings.ToLower(n), ".")
-			m, key := cs.exact, n
-			if strings.HasPrefix(n, "*.") {
-				m, key = cs.wild, n[1:]
-			}
-			if _, dup := m[key]; !dup {
-				m[key] = &cert
-			}
-		}
-	}
-	if cs.first == nil {
+	s, err := certs.Compile(t.Certificates)
+	if errors.Is(err, certs.ErrNone) {
 		return nil, errors.New("HTTPS listener without certificates")
 	}
-	conf, err := serverTLSConfig(t, cs)
 	if err != nil {
 		return nil, err
 	}
-	cs.conf = conf
+	cs := &certSet{Set: s}
+	if cs.conf, err = serverTLSConfig(t, cs); err != nil {
+		return nil, err
+	}
 	return cs, nil
-}
-
-// pick chooses by server name: exact, then the longest wildcard (which
-// stands for one or more labels, as in Gateway API), then a certificate
-// for any name, then the first.
-func (cs *certSet) pick(name string) *tls.Certificate {
-	name = strings.TrimSuffix(strings.ToLower(name), ".")
-	if c := cs.exact[name]; c != nil {
-		return c
-	}
-	for i := 1; i < len(name); i++ {
-		if name[i] == '.' {
-			if c := cs.wild[name[i:]]; c != nil {
-				return c
-			}
-		}
-	}
-	if cs.any != nil {
-		return cs.any
-	}
-	return cs.first
 }
 
 // Addr returns the bound address.

@@ -45,7 +45,7 @@ func serverTLSConfig(t *ir.TLS, cs *certSet) (*tls.Config, error) {
 	conf := &tls.Config{
 		MinVersion:     tls.VersionTLS12,
 		NextProtos:     []string{"h2", "http/1.1"},
-		GetCertificate: func(h *tls.ClientHelloInfo) (*tls.Certificate, error) { return cs.pick(h.ServerName), nil },
+		GetCertificate: func(h *tls.ClientHelloInfo) (*tls.Certificate, error) { return cs.Pick(h.ServerName), nil },
 	}
 	if t.MinVersion != "" {
 		v, ok := tlsVersionIDs[t.MinVersion]
