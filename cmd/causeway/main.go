@@ -13,6 +13,12 @@ const usage = `causeway: a gateway that grows into a service mesh
 usage:
   causeway gateway --config DIR [flags]   serve the Gateway API resources in DIR
   causeway quickstart [flags]             the built-in example: gateway and demo backends
+  causeway control --config DIR --tokens FILE [flags]
+                                          stream the resources in DIR to remote proxies
+  causeway proxy --control ADDR --gateways NS/NAME --ca FILE [flags]
+                                          a data plane configured by a control plane
+  causeway ctl proxy-status [--control-admin ADDR]
+                                          the proxies connected to a control plane
   causeway validate DIR                   print every resource's status; exit 1 if any is invalid
   causeway demo-backend [--listen ADDR] [--name NAME]
                                           an echo backend for examples and tests
@@ -33,6 +39,12 @@ func main() {
 	switch os.Args[1] {
 	case "gateway":
 		err = runGateway(args)
+	case "control":
+		err = runControl(args)
+	case "proxy":
+		err = runProxy(args)
+	case "ctl":
+		err = runCtl(args, os.Stdout)
 	case "quickstart":
 		err = runQuickstart(args)
 	case "validate":

@@ -1,0 +1,156 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+
+	"causeway.dev/causeway/internal/provider/file"
+	"causeway.dev/causeway/internal/push"
+	"causeway.dev/causeway/internal/resource"
+	"causeway.dev/causeway/internal/translate"
+)
+
+// runControl serves the resources of a directory to remote proxies.
+func runControl(args []string) error {
+	fs := flag.NewFlagSet("control", flag.ExitOnError)
+	var (
+		config    = fs.String("config", "", "directory of YAML resources (watched for changes)")
+		listen    = fs.String("listen", "127.0.0.1:18000", "address of the gRPC stream to proxies")
+		adminAddr = fs.String("admin-addr", "127.0.0.1:9902", "admin API address (/status, /ready, /healthz); keep it on localhost")
+		tokens    = fs.String("tokens", "", "file of bootstrap tokens: one line per token, \"TOKEN ns/gateway-pattern...\" (required)")
+		certFile  = fs.String("tls-cert", "", "server certificate (PEM); without it a self-signed one is made")
+		keyFile   = fs.String("tls-key", "", "server private key (PEM), with --tls-cert")
+		tlsDir    = fs.String("tls-dir", "", "without --tls-cert: directory of the control plane's own CA (ca.pem, ca-key.pem), made on first start; proxies trust DIR/ca.pem (--ca)")
+		hosts     = fs.String("tls-hosts", "", "comma-separated extra names or IPs of the certificate issued from --tls-dir")
+		debounce  = fs.Duration("debounce", 100*time.Millisecond, "coalesce changes within this window before streaming")
+		logLevel  = fs.String("log-level", "info", "log level: debug, info, warn, error")
+	)
+	_ = fs.Parse(args)
+	if *config == "" || *tokens == "" {
+		return errors.New("control: --config DIR and --tokens FILE are required")
+	}
+	log, err := newLogger(*logLevel)
+	if err != nil {
+		return err
+	}
+	tok, err := push.LoadTokens(*tokens)
+	if err != nil {
+		return err
+	}
+	tlsCfg, err := controlTLS(*certFile, *keyFile, *tlsDir, *listen, *hosts)
+	if err != nil {
+		return err
+	}
+
+	srv := push.NewServer(push.Options{Tokens: tok, Debounce: *debounce, Logger: log})
+	defer srv.Close()
+	prov := file.New(file.Options{Dir: *config, Logger: log})
+	publish := func(snap *resource.Snapshot) {
+		cfg, report := translate.Translate(snap, translate.Options{})
+		for _, p := range report.Problems() {
+			log.Warn("invalid configuration", "problem", p.Error())
+		}
+		srv.Update(cfg)
+	}
+	snap, err := prov.Load()
+	if err != nil {
+		return err
+	}
+	publish(snap)
+
+	ln, err := net.Listen("tcp", *listen)
+	if err != nil {
+		return fmt.Errorf("--listen: %w", err)
+	}
+	g := grpc.NewServer(append(push.ServerOptions(), grpc.Creds(credentials.NewTLS(tlsCfg)))...)
+	srv.Register(g)
+
+	adm := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	aln, err := net.Listen("tcp", *adminAddr)
+	if err != nil {
+		return fmt.Errorf("--admin-addr: %w", err)
+	}
+	go func() { _ = adm.Serve(aln) }()
+	go func() { _ = g.Serve(ln) }()
+	log.Info("control plane listening", "addr", ln.Addr().String(), "admin", aln.Addr().String())
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	err = prov.Run(ctx, publish)
+	// Proxies keep serving and reconnect elsewhere: no need to wait for
+	// their streams to end.
+	g.Stop()
+	_ = adm.Close()
+	log.Info("stopped")
+	if errors.Is(err, context.Canceled) {
+		return nil
+	}
+	return err
+}
+
+// controlTLS loads the server certificate, or issues one from the CA kept
+// in dir (made there on first start), so that a restarted control plane
+// keeps the identity its proxies trust.
+func controlTLS(certFile, keyFile, dir, listen, extra string) (*tls.Config, error) {
+	if certFile != "" || keyFile != "" {
+		cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+		if err != nil {
+			return nil, fmt.Errorf("--tls-cert/--tls-key: %w", err)
+		}
+		return &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}, NextProtos: []string{"h2"}}, nil
+	}
+	if dir == "" {
+		return nil, errors.New("control: --tls-cert and --tls-key, or --tls-dir, are required")
+	}
+	ca, err := loadOrMakeCA(dir)
+	if err != nil {
+		return nil, err
+	}
+	hosts := []string{"localhost", "127.0.0.1", "::1"}
+	if h, _, err := net.SplitHostPort(listen); err == nil && h != "" {
+		hosts = append(hosts, h)
+	}
+	if extra != "" {
+		hosts = append(hosts, splitList(extra)...)
+	}
+	return ca.ServerTLS(hosts)
+}
+
+func loadOrMakeCA(dir string) (*push.CA, error) {
+	certPath, keyPath := filepath.Join(dir, "ca.pem"), filepath.Join(dir, "ca-key.pem")
+	c, cerr := os.ReadFile(certPath)
+	k, kerr := os.ReadFile(keyPath)
+	if cerr == nil && kerr == nil {
+		return &push.CA{CertPEM: c, KeyPEM: k}, nil
+	}
+	if !errors.Is(cerr, os.ErrNotExist) || !errors.Is(kerr, os.ErrNotExist) {
+		return nil, fmt.Errorf("--tls-dir: want both ca.pem and ca-key.pem, or neither: %w", errors.Join(cerr, kerr))
+	}
+	ca, err := push.NewCA()
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("--tls-dir: %w", err)
+	}
+	if err := os.WriteFile(keyPath, ca.KeyPEM, 0o600); err != nil {
+		return nil, fmt.Errorf("--tls-dir: %w", err)
+	}
+	if err := os.WriteFile(certPath, ca.CertPEM, 0o644); err != nil {
+		return nil, fmt.Errorf("--tls-dir: %w", err)
+	}
+	return ca, nil
+}
