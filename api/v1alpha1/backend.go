@@ -46,6 +46,12 @@ type BackendEndpoint struct {
 	FQDN *FQDNEndpoint `json:"fqdn,omitempty"`
 	// Unix is a unix domain socket on the proxy's host.
 	Unix *UnixEndpoint `json:"unix,omitempty"`
+	// Zone and Region locate the endpoint for locality-aware load
+	// balancing: a gateway started with --zone/--region prefers endpoints
+	// of its own zone, then region, and fails over when too few of them
+	// are healthy (see BackendTrafficPolicy and internal/upstream).
+	Zone   string `json:"zone,omitempty"`
+	Region string `json:"region,omitempty"`
 }
 
 // IPEndpoint is an IP address and port.

@@ -17,6 +17,7 @@ import (
 	"causeway.dev/causeway/internal/gateway"
 	"causeway.dev/causeway/internal/proxy"
 	"causeway.dev/causeway/internal/telemetry"
+	"causeway.dev/causeway/internal/upstream"
 )
 
 // gatewayFlags are the process-level settings of a gateway; everything else
@@ -33,6 +34,7 @@ type gatewayFlags struct {
 	maxConns     int
 	idleTimeout  time.Duration
 	headerTimout time.Duration
+	zone, region string
 }
 
 func (f *gatewayFlags) register(fs *flag.FlagSet) {
@@ -47,6 +49,8 @@ func (f *gatewayFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&f.maxConns, "max-connections", 10000, "limit on open connections per listener")
 	fs.DurationVar(&f.idleTimeout, "idle-timeout", 120*time.Second, "close idle client connections after this")
 	fs.DurationVar(&f.headerTimout, "read-header-timeout", 10*time.Second, "limit on the time to read request headers")
+	fs.StringVar(&f.zone, "zone", "", "this gateway's zone: endpoints of the same zone are preferred, then the same --region")
+	fs.StringVar(&f.region, "region", "", "this gateway's region (see --zone)")
 }
 
 func runGateway(args []string) error {
@@ -85,6 +89,7 @@ func serve(f gatewayFlags) error {
 			ReadHeaderTimeout: f.headerTimout,
 			IdleTimeout:       f.idleTimeout,
 		},
+		Upstream: upstream.Options{Zone: f.zone, Region: f.region},
 	})
 	adm := admin.New(gw, admin.Options{Addr: f.adminAddr, Metrics: metrics.Handler(), Logger: log})
 	if err := adm.Start(); err != nil {

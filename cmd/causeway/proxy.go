@@ -31,8 +31,6 @@ func runProxy(args []string) error {
 		id         = fs.String("id", "", "node id, unique per proxy (default: hostname)")
 		role       = fs.String("role", "gateway", "role: gateway or sidecar")
 		gateways   = fs.String("gateways", "", "Gateways served, comma-separated namespace/name (required)")
-		zone       = fs.String("zone", "", "locality zone")
-		region     = fs.String("region", "", "locality region")
 		token      = fs.String("token", "", "bootstrap token (or $CAUSEWAY_TOKEN, or --token-file)")
 		tokenFile  = fs.String("token-file", "", "file holding the bootstrap token")
 		caFile     = fs.String("ca", "", "CA certificate (PEM) that signs the control plane's certificate (required)")
@@ -86,7 +84,7 @@ func runProxy(args []string) error {
 	defer closeLog()
 
 	metrics := telemetry.NewMetrics()
-	ups := upstream.NewManager(upstream.Options{Logger: log})
+	ups := upstream.NewManager(upstream.Options{Logger: log, Zone: f.zone, Region: f.region})
 	px := proxy.New(proxy.Options{
 		Upstreams: ups, Metrics: metrics, AccessLog: accessLog, Logger: log,
 		TrustedHops: f.trustedHops, MaxHeaderBytes: f.maxHeader, MaxBodyBytes: f.maxBody,
@@ -95,7 +93,7 @@ func runProxy(args []string) error {
 	ag, err := agent.New(agent.Options{
 		Addrs: splitList(*control),
 		Node: &pb.Node{Id: *id, Role: *role, Gateways: splitList(*gateways), Token: tok, Build: version,
-			Locality: &pb.Locality{Zone: *zone, Region: *region}},
+			Locality: &pb.Locality{Zone: f.zone, Region: f.region}},
 		TLS:           &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: roots, ServerName: *serverName},
 		Apply:         px.Apply,
 		ListenAddress: *listenAddr,

@@ -83,7 +83,8 @@ func backendCluster(b *v1alpha1.Backend) (*ir.Cluster, *status.Condition) {
 			if ep.IP.Port < 1 || ep.IP.Port > 65535 {
 				return bad(field+".ip.port", "port %d is out of range 1-65535", ep.IP.Port)
 			}
-			c.Endpoints = append(c.Endpoints, ir.Endpoint{Address: net.JoinHostPort(ip.Unmap().String(), strconv.Itoa(int(ep.IP.Port)))})
+			c.Endpoints = append(c.Endpoints, ir.Endpoint{Address: net.JoinHostPort(ip.Unmap().String(), strconv.Itoa(int(ep.IP.Port))),
+				Zone: ep.Zone, Region: ep.Region})
 		case ep.FQDN != nil:
 			if err := validHostname(ep.FQDN.Hostname, false); err != nil {
 				return bad(field+".fqdn.hostname", "%v", err)
@@ -91,12 +92,13 @@ func backendCluster(b *v1alpha1.Backend) (*ir.Cluster, *status.Condition) {
 			if ep.FQDN.Port < 1 || ep.FQDN.Port > 65535 {
 				return bad(field+".fqdn.port", "port %d is out of range 1-65535", ep.FQDN.Port)
 			}
-			c.Endpoints = append(c.Endpoints, ir.Endpoint{Hostname: ep.FQDN.Hostname, Port: int(ep.FQDN.Port)})
+			c.Endpoints = append(c.Endpoints, ir.Endpoint{Hostname: ep.FQDN.Hostname, Port: int(ep.FQDN.Port),
+				Zone: ep.Zone, Region: ep.Region})
 		default:
 			if ep.Unix.Path == "" {
 				return bad(field+".unix.path", "the socket path is empty")
 			}
-			c.Endpoints = append(c.Endpoints, ir.Endpoint{Unix: ep.Unix.Path})
+			c.Endpoints = append(c.Endpoints, ir.Endpoint{Unix: ep.Unix.Path, Zone: ep.Zone, Region: ep.Region})
 		}
 	}
 	sortEndpoints(c)
@@ -243,7 +245,7 @@ func (t *translator) serviceCluster(name string, svc *corev1.Service, sp *corev1
 			if p.Name != nil {
 				pn = *p.Name
 			}
-			if pn == sp.Name && p.Port != nil && (p.Protocol == nil || *p.Protocol == corev1.ProtocolTCP) {
+			if pn == sp.Name && p.Port != nil && sliceProtocol(p.Protocol) == servicePortProtocol(sp) {
 				port = int(*p.Port)
 				break
 			}
@@ -263,10 +265,33 @@ func (t *translator) serviceCluster(name string, svc *corev1.Service, sp *corev1
 				if err != nil || ip.Zone() != "" {
 					continue
 				}
-				c.Endpoints = append(c.Endpoints, ir.Endpoint{Address: net.JoinHostPort(ip.Unmap().String(), strconv.Itoa(port))})
+				c.Endpoints = append(c.Endpoints, ir.Endpoint{
+					Address: net.JoinHostPort(ip.Unmap().String(), strconv.Itoa(port)),
+					Zone:    deref(ep.Zone),
+				})
 			}
 		}
 	}
 	sortEndpoints(c)
 	return c
+}
+
+// sliceProtocol and servicePortProtocol default to TCP as Kubernetes does,
+// so that a UDP Service port takes its endpoints from UDP slice ports.
+func sliceProtocol(p *corev1.Protocol) corev1.Protocol {
+	if p == nil || *p == "" {
+		return corev1.ProtocolTCP
+	}
+	return *p
+}
+
+func servicePortProtocol(sp *corev1.ServicePort) corev1.Protocol {
+	return sliceProtocol(&sp.Protocol)
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
 }
