@@ -13,6 +13,8 @@ const usage = `causeway: a gateway that grows into a service mesh
 usage:
   causeway gateway --config DIR [flags]   serve the Gateway API resources in DIR
   causeway quickstart [flags]             the built-in example: gateway and demo backends
+  causeway controller [--kubeconfig PATH] [--gateway-address-pool CIDR,...]
+                                          serve a cluster's Gateways in-process, writing their status
   causeway control --config DIR --tokens FILE [flags]
                                           stream the resources in DIR to remote proxies
   causeway proxy --control ADDR --gateways NS/NAME --ca FILE [flags]
@@ -47,6 +49,8 @@ func main() {
 		err = runCtl(args, os.Stdout)
 	case "quickstart":
 		err = runQuickstart(args)
+	case "controller":
+		err = runController(args)
 	case "validate":
 		var ok bool
 		ok, err = runValidate(args, os.Stdout)

@@ -1,7 +1,9 @@
-// Package gateway runs the standalone mode: a file provider feeds the
-// translator, whose IR is applied to the embedded proxy. It is the only place
-// where the control-plane side (provider, translate) meets the data plane
-// (proxy, upstream), and it keeps the last statuses for the admin API.
+// Package gateway runs a gateway in one process: a provider (files, or a
+// Kubernetes API server) feeds the translator, whose IR is applied to the
+// embedded proxy, and whose statuses go to an optional sink (the Kubernetes
+// status writer). It is the only place where the control-plane side
+// (provider, translate) meets the data plane (proxy, upstream), and it keeps
+// the last statuses for the admin API.
 package gateway
 
 import (
@@ -9,11 +11,15 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"strings"
 	"sync"
 	"sync/atomic"
 
+	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
+
 	"causeway.dev/causeway/internal/ir"
+	"causeway.dev/causeway/internal/provider"
 	"causeway.dev/causeway/internal/provider/file"
 	"causeway.dev/causeway/internal/proxy"
 	"causeway.dev/causeway/internal/resource"
@@ -24,8 +30,20 @@ import (
 
 // Options configure a Gateway.
 type Options struct {
-	// ConfigDir holds the YAML resources.
+	// ConfigDir holds the YAML resources; used when Provider is nil.
 	ConfigDir string
+	// Provider is the source of resources; nil means a file provider of
+	// ConfigDir.
+	Provider provider.Provider
+	// Status receives every translation's report; nil means none.
+	Status StatusSink
+	// AddressPool holds the IPs given, one each, to Gateways without
+	// spec.addresses (in-process Kubernetes mode); nil means such
+	// Gateways bind all interfaces. An allocation is kept while its
+	// Gateway exists.
+	AddressPool []netip.Addr
+	// Translate options; Addresses is set by the Gateway when AddressPool
+	// is given.
 	Translate translate.Options
 	// Proxy options; Upstreams is filled in by New.
 	Proxy    proxy.Options
@@ -39,9 +57,10 @@ type Gateway struct {
 	log       *slog.Logger
 	upstreams *upstream.Manager
 	proxy     *proxy.Proxy
-	provider  *file.Provider
+	provider  provider.Provider
 
 	mu       sync.Mutex // serialises apply
+	pool     *pool
 	report   atomic.Pointer[status.Report]
 	reported map[string]bool // problems already logged, to log each once
 }
@@ -62,20 +81,35 @@ func New(opts Options) *Gateway {
 	po.Upstreams = g.upstreams
 	po.Logger = log
 	g.proxy = proxy.New(po)
-	g.provider = file.New(file.Options{Dir: opts.ConfigDir, Logger: log})
+	g.provider = opts.Provider
+	if g.provider == nil {
+		g.provider = file.New(file.Options{Dir: opts.ConfigDir, Logger: log})
+	}
+	if opts.AddressPool != nil {
+		g.pool = newPool(opts.AddressPool)
+	}
 	return g
 }
 
-// Run loads the configuration, applies it, and follows changes until ctx
-// ends; then it drains (see Shutdown). The first configuration is applied
-// before Run watches for changes; an error reading ConfigDir itself is fatal.
+// StatusSink receives the report of each translation, with the snapshot it
+// was computed from and the addresses each Gateway is served on (nil for
+// a Gateway served on its spec.addresses).
+type StatusSink interface {
+	Update(snap *resource.Snapshot, rep *status.Report, addrs func(*gwv1.Gateway) []string)
+}
+
+// Run applies the provider's snapshots until ctx ends. A file provider's
+// first configuration is loaded and applied before Run watches for changes;
+// an error reading ConfigDir itself is fatal.
 func (g *Gateway) Run(ctx context.Context) error {
-	snap, err := g.provider.Load()
-	if err != nil {
-		return err
+	if fp, ok := g.provider.(*file.Provider); ok {
+		snap, err := fp.Load()
+		if err != nil {
+			return err
+		}
+		g.apply(snap)
 	}
-	g.apply(snap)
-	err = g.provider.Run(ctx, g.apply)
+	err := g.provider.Run(ctx, g.apply)
 	if errors.Is(err, context.Canceled) {
 		return nil
 	}
@@ -105,8 +139,26 @@ func (g *Gateway) Ready() bool { return g.proxy.Ready() }
 func (g *Gateway) apply(snap *resource.Snapshot) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	cfg, report := translate.Translate(snap, g.opts.Translate)
+	topts := g.opts.Translate
+	var addrs func(*gwv1.Gateway) []string
+	if g.pool != nil {
+		allocated := g.pool.assign(snap.Gateways)
+		addrs = func(gw *gwv1.Gateway) []string {
+			if len(gw.Spec.Addresses) > 0 {
+				return nil
+			}
+			if a, ok := allocated[gw.Namespace+"/"+gw.Name]; ok {
+				return []string{a}
+			}
+			return nil
+		}
+		topts.Addresses = addrs
+	}
+	cfg, report := translate.Translate(snap, topts)
 	g.logProblems(report)
+	if g.opts.Status != nil {
+		defer func() { g.opts.Status.Update(snap, g.report.Load(), addrs) }()
+	}
 	if cur := g.proxy.Config(); cur != nil && cur.Version == cfg.Version {
 		g.report.Store(report)
 		return

@@ -553,9 +553,18 @@ func (t *translator) gatewayConditions(g *gateway) {
 			bad = append(bad, l.name)
 		}
 	}
+	// A listener that is valid but not served (its certificates cannot be
+	// used) still takes routes, which then count in attachedRoutes.
+	anyAccepted := false
+	for _, l := range g.listeners {
+		anyAccepted = anyAccepted || l.accepted
+	}
 	switch {
 	case len(bad) == 0:
 		g.res.Conditions = append(g.res.Conditions, cond(status.Accepted, true, status.ReasonAccepted, "", "Gateway is valid"))
+	case len(good) == 0 && anyAccepted:
+		g.res.Conditions = append(g.res.Conditions, cond(status.Accepted, true, status.ReasonListenersNotValid, "spec.listeners",
+			"no listener is served (%s); see the listener conditions", strings.Join(bad, ", ")))
 	case len(good) == 0:
 		g.accepted = false
 		g.why = "none of its listeners is valid"

@@ -67,9 +67,23 @@ func (t *translator) translateRoutes() {
 		}
 		attached := map[*listener]bool{}
 		for i := range cr.parents {
-			res.Parents = append(res.Parents, t.attach(cr, i, attached))
+			res.Parents = append(res.Parents, withRefs(t.attach(cr, i, attached), cr.refsCond))
 		}
 	}
+}
+
+// withRefs adds ResolvedRefs to a parent status that was rejected before
+// its references were looked at: Gateway API wants both conditions on
+// every parent status (a rejected parent is not a reason to hide a missing
+// backend). Parents of other controllers are left alone.
+func withRefs(p status.Parent, refs func() status.Condition) status.Parent {
+	for _, c := range p.Conditions {
+		if c.Type == status.ResolvedRefs || c.Type == condIgnored {
+			return p
+		}
+	}
+	p.Conditions = append(p.Conditions, refs())
+	return p
 }
 
 // compileRoute validates the route's hostnames and compiles its rules.

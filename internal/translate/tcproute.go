@@ -217,7 +217,7 @@ func (t *translator) translateL4Route(r *l4Route) {
 	}
 	attached := map[*listener]bool{}
 	for i := range r.parents {
-		r.res.Parents = append(r.res.Parents, t.attachL4(r, i, attached))
+		r.res.Parents = append(r.res.Parents, withRefs(t.attachL4(r, i, attached), r.refsCond))
 	}
 }
 

@@ -1,0 +1,204 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
+	gwclient "sigs.k8s.io/gateway-api/pkg/client/clientset/versioned"
+
+	"causeway.dev/causeway/internal/admin"
+	"causeway.dev/causeway/internal/gateway"
+	"causeway.dev/causeway/internal/provider/kube"
+	"causeway.dev/causeway/internal/proxy"
+	"causeway.dev/causeway/internal/telemetry"
+	"causeway.dev/causeway/internal/translate"
+)
+
+// runController is the in-process Kubernetes mode: Causeway watches an API
+// server, serves the Gateways of its GatewayClasses itself, each on its
+// spec.addresses or on one address of the pool, and writes their status.
+func runController(args []string) error {
+	fs := flag.NewFlagSet("controller", flag.ExitOnError)
+	var f gatewayFlags
+	f.register(fs)
+	_ = fs.Set("access-log", "off")
+	kubeconfig := fs.String("kubeconfig", os.Getenv("KUBECONFIG"), "kubeconfig file; \"\" means in-cluster")
+	poolFlag := fs.String("gateway-address-pool", "127.0.2.0/24", "addresses for Gateways without spec.addresses: CIDRs and IPs, comma-separated; \"\" binds them on all interfaces")
+	feats := fs.String("supported-features", strings.Join(supportedFeatures, ","), "Gateway API features published in the GatewayClass status")
+	class := fs.String("gateway-class", "causeway", "GatewayClass to create if missing, naming this controller; \"\" creates none")
+	_ = fs.Parse(args)
+	if f.config != "" {
+		return errors.New("controller: --config is for `causeway gateway`; resources come from the API server")
+	}
+	pool, err := parsePool(*poolFlag)
+	if err != nil {
+		return fmt.Errorf("controller: --gateway-address-pool: %w", err)
+	}
+	log, err := newLogger(f.logLevel)
+	if err != nil {
+		return err
+	}
+	cfg, err := clientcmd.BuildConfigFromFlags("", *kubeconfig)
+	if err != nil {
+		return fmt.Errorf("controller: kubeconfig: %w", err)
+	}
+	// Status writes come in bursts of one per object: client-go's default
+	// of 5 requests per second would take minutes.
+	cfg.QPS, cfg.Burst = 200, 400
+	cfg.UserAgent = "causeway/" + version
+
+	accessLog, closeLog, err := openAccessLog(f.accessLog)
+	if err != nil {
+		return err
+	}
+	defer closeLog()
+
+	prov, err := kube.New(kube.Options{Config: cfg, Logger: log})
+	if err != nil {
+		return err
+	}
+	var featList []string
+	for _, f := range strings.Split(*feats, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			featList = append(featList, f)
+		}
+	}
+	sw, err := kube.NewStatusWriter(kube.StatusOptions{Config: cfg, Logger: log, SupportedFeatures: featList})
+	if err != nil {
+		return err
+	}
+	metrics := telemetry.NewMetrics()
+	gw := gateway.New(gateway.Options{
+		Provider:    prov,
+		Status:      sw,
+		AddressPool: pool,
+		Logger:      log,
+		Proxy: proxy.Options{
+			Metrics:           metrics,
+			AccessLog:         accessLog,
+			TrustedHops:       f.trustedHops,
+			MaxHeaderBytes:    f.maxHeader,
+			MaxBodyBytes:      f.maxBody,
+			MaxConnections:    f.maxConns,
+			ReadHeaderTimeout: f.headerTimout,
+			IdleTimeout:       f.idleTimeout,
+		},
+	})
+	adm := admin.New(gw, admin.Options{Addr: f.adminAddr, Metrics: metrics.Handler(), Logger: log})
+	if err := adm.Start(); err != nil {
+		return fmt.Errorf("admin: %w", err)
+	}
+	log.Info("admin API listening", "addr", adm.Addr().String())
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	if *class != "" {
+		if err := ensureClass(ctx, cfg, *class, log); err != nil {
+			return err
+		}
+	}
+	go func() { _ = sw.Run(ctx) }()
+	runErr := gw.Run(ctx)
+
+	log.Info("draining", "timeout", f.drain.String())
+	dctx, cancel := context.WithTimeout(context.Background(), f.drain)
+	defer cancel()
+	if err := gw.Shutdown(dctx); err != nil {
+		log.Warn("drain deadline passed with requests in flight", "error", err)
+	}
+	_ = adm.Shutdown(dctx)
+	log.Info("stopped")
+	return runErr
+}
+
+// supportedFeatures are the Gateway API features Causeway claims: the core
+// features of the GATEWAY-HTTP, -GRPC, -TLS and -TCP conformance profiles,
+// and the extended features that pass the conformance suite.
+var supportedFeatures = []string{
+	"Gateway", "HTTPRoute", "ReferenceGrant", "GRPCRoute", "TLSRoute", "TCPRoute",
+	"TLSRouteModeTerminate",
+}
+
+// ensureClass creates the GatewayClass name for this controller unless it
+// exists (whoever its controller is: an existing class is left alone).
+func ensureClass(ctx context.Context, cfg *rest.Config, name string, log *slog.Logger) error {
+	c, err := gwclient.NewForConfig(cfg)
+	if err != nil {
+		return fmt.Errorf("controller: %w", err)
+	}
+	gc := &gwv1.GatewayClass{ObjectMeta: metav1.ObjectMeta{Name: name},
+		Spec: gwv1.GatewayClassSpec{ControllerName: translate.ControllerName}}
+	_, err = c.GatewayV1().GatewayClasses().Create(ctx, gc, metav1.CreateOptions{})
+	switch {
+	case err == nil:
+		log.Info("created GatewayClass", "name", name)
+	case apierrors.IsAlreadyExists(err):
+	case apierrors.IsNotFound(err):
+		log.Warn("cannot create the GatewayClass: the Gateway API CRDs are not installed", "name", name)
+	default:
+		return fmt.Errorf("controller: creating GatewayClass %s: %w", name, err)
+	}
+	return nil
+}
+
+// parsePool expands "127.0.2.0/24,10.0.0.5" into addresses; a prefix gives
+// its host addresses (not the network and broadcast ones of an IPv4
+// prefix shorter than /31).
+func parsePool(s string) ([]netip.Addr, error) {
+	if strings.TrimSpace(s) == "" {
+		return nil, nil
+	}
+	var out []netip.Addr
+	for _, part := range strings.Split(s, ",") {
+		part = strings.TrimSpace(part)
+		if !strings.Contains(part, "/") {
+			a, err := netip.ParseAddr(part)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, a)
+			continue
+		}
+		p, err := netip.ParsePrefix(part)
+		if err != nil {
+			return nil, err
+		}
+		p = p.Masked()
+		if p.Addr().BitLen()-p.Bits() > 16 {
+			return nil, fmt.Errorf("%s is too large (at most 65536 addresses)", p)
+		}
+		first, last := p.Addr(), lastAddr(p)
+		if p.Addr().Is4() && p.Bits() < 31 {
+			first, last = first.Next(), last.Prev()
+		}
+		for a := first; a.IsValid() && a.Compare(last) <= 0; a = a.Next() {
+			out = append(out, a)
+		}
+	}
+	return out, nil
+}
+
+func lastAddr(p netip.Prefix) netip.Addr {
+	b := p.Addr().AsSlice()
+	host := p.Addr().BitLen() - p.Bits()
+	for i := len(b) - 1; host > 0; i-- {
+		n := min(host, 8)
+		b[i] |= byte(1<<n - 1)
+		host -= n
+	}
+	a, _ := netip.AddrFromSlice(b)
+	return a
+}

@@ -1,0 +1,536 @@
+package kube
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sort"
+	"sync"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/rest"
+	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
+	gwclient "sigs.k8s.io/gateway-api/pkg/client/clientset/versioned"
+
+	"causeway.dev/causeway/internal/resource"
+	"causeway.dev/causeway/internal/status"
+	"causeway.dev/causeway/internal/translate"
+)
+
+// StatusOptions configure a StatusWriter.
+type StatusOptions struct {
+	// Config reaches the API server (required).
+	Config *rest.Config
+	// ControllerName selects the GatewayClasses whose objects get a
+	// status; "" means translate.ControllerName.
+	ControllerName string
+	// SupportedFeatures are published in the status of Causeway's
+	// GatewayClasses (Gateway API feature names; the conformance suite
+	// tests those when given no list of its own); nil publishes none.
+	SupportedFeatures []string
+	// Logger receives write failures; nil means slog.Default().
+	Logger *slog.Logger
+}
+
+// StatusWriter writes translation reports to the Gateway API objects they
+// concern: GatewayClass, Gateway (conditions, listeners, addresses) and the
+// parent statuses of routes. It writes only to objects of Causeway's
+// GatewayClasses, only what changed (conditions compared without their
+// lastTransitionTime), and retries conflicts with the current object while
+// its generation is the one translated. Updates are latest-wins: a report
+// superseded before it was written is dropped.
+type StatusWriter struct {
+	opts StatusOptions
+	log  *slog.Logger
+	gw   gwclient.Interface
+	now  func() metav1.Time
+
+	mu      sync.Mutex
+	pending *job
+	ready   chan struct{}
+
+	written func(*resource.Snapshot) // test hook: a report was written
+}
+
+// job is one report waiting to be written.
+type job struct {
+	snap  *resource.Snapshot
+	rep   *status.Report
+	addrs func(*gwv1.Gateway) []string
+}
+
+// NewStatusWriter returns a writer; nothing is written until Run.
+func NewStatusWriter(opts StatusOptions) (*StatusWriter, error) {
+	if opts.Config == nil {
+		return nil, fmt.Errorf("status writer: no rest config")
+	}
+	if opts.ControllerName == "" {
+		opts.ControllerName = translate.ControllerName
+	}
+	w := &StatusWriter{opts: opts, log: opts.Logger, ready: make(chan struct{}, 1),
+		now: func() metav1.Time { return metav1.NewTime(time.Now().Truncate(time.Second)) }}
+	if w.log == nil {
+		w.log = slog.Default()
+	}
+	var err error
+	if w.gw, err = gwclient.NewForConfig(opts.Config); err != nil {
+		return nil, fmt.Errorf("status writer: %w", err)
+	}
+	return w, nil
+}
+
+// Update queues rep, computed from snap, for writing; it never blocks.
+// addrs gives the addresses a Gateway is served on (status.addresses);
+// nil means its spec.addresses.
+func (w *StatusWriter) Update(snap *resource.Snapshot, rep *status.Report, addrs func(*gwv1.Gateway) []string) {
+	w.mu.Lock()
+	w.pending = &job{snap: snap, rep: rep, addrs: addrs}
+	w.mu.Unlock()
+	select {
+	case w.ready <- struct{}{}:
+	default:
+	}
+}
+
+// Run writes queued reports until ctx ends.
+func (w *StatusWriter) Run(ctx context.Context) error {
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-w.ready:
+		}
+		w.mu.Lock()
+		j := w.pending
+		w.pending = nil
+		w.mu.Unlock()
+		if j != nil {
+			w.write(ctx, j)
+			if w.written != nil {
+				w.written(j.snap)
+			}
+		}
+	}
+}
+
+// write writes every status of one report.
+func (w *StatusWriter) write(ctx context.Context, j *job) {
+	index := map[status.Ref]*status.Resource{}
+	for _, e := range j.rep.Resources {
+		index[e.Ref] = e
+	}
+	entry := func(kind, ns, name string) *status.Resource {
+		return index[status.Ref{Kind: kind, Namespace: ns, Name: name}]
+	}
+	ours := map[string]bool{}
+	v1 := w.gw.GatewayV1()
+	for _, gc := range j.snap.GatewayClasses {
+		if string(gc.Spec.ControllerName) != w.opts.ControllerName {
+			continue
+		}
+		ours[gc.Name] = true
+		e := entry("GatewayClass", "", gc.Name)
+		put(ctx, w, gc, func(o *gwv1.GatewayClass) bool { return w.classStatus(o, e) },
+			func(ctx context.Context, name string) (*gwv1.GatewayClass, error) {
+				return v1.GatewayClasses().Get(ctx, name, metav1.GetOptions{})
+			},
+			func(ctx context.Context, o *gwv1.GatewayClass) error {
+				_, err := v1.GatewayClasses().UpdateStatus(ctx, o, metav1.UpdateOptions{})
+				return err
+			})
+	}
+	for _, g := range j.snap.Gateways {
+		if !ours[string(g.Spec.GatewayClassName)] {
+			continue
+		}
+		e := entry("Gateway", g.Namespace, g.Name)
+		var addrs []string
+		if j.addrs != nil {
+			addrs = j.addrs(g)
+		}
+		put(ctx, w, g, func(o *gwv1.Gateway) bool { return w.gatewayStatus(o, e, addrs) },
+			func(ctx context.Context, name string) (*gwv1.Gateway, error) {
+				return v1.Gateways(g.Namespace).Get(ctx, name, metav1.GetOptions{})
+			},
+			func(ctx context.Context, o *gwv1.Gateway) error {
+				_, err := v1.Gateways(o.Namespace).UpdateStatus(ctx, o, metav1.UpdateOptions{})
+				return err
+			})
+	}
+	for _, r := range j.snap.HTTPRoutes {
+		e := entry("HTTPRoute", r.Namespace, r.Name)
+		put(ctx, w, r, func(o *gwv1.HTTPRoute) bool {
+			return w.routeStatus(&o.Status.RouteStatus, o.Spec.ParentRefs, o.Generation, e)
+		},
+			func(ctx context.Context, name string) (*gwv1.HTTPRoute, error) {
+				return v1.HTTPRoutes(r.Namespace).Get(ctx, name, metav1.GetOptions{})
+			},
+			func(ctx context.Context, o *gwv1.HTTPRoute) error {
+				_, err := v1.HTTPRoutes(o.Namespace).UpdateStatus(ctx, o, metav1.UpdateOptions{})
+				return err
+			})
+	}
+	for _, r := range j.snap.GRPCRoutes {
+		e := entry("GRPCRoute", r.Namespace, r.Name)
+		put(ctx, w, r, func(o *gwv1.GRPCRoute) bool {
+			return w.routeStatus(&o.Status.RouteStatus, o.Spec.ParentRefs, o.Generation, e)
+		},
+			func(ctx context.Context, name string) (*gwv1.GRPCRoute, error) {
+				return v1.GRPCRoutes(r.Namespace).Get(ctx, name, metav1.GetOptions{})
+			},
+			func(ctx context.Context, o *gwv1.GRPCRoute) error {
+				_, err := v1.GRPCRoutes(o.Namespace).UpdateStatus(ctx, o, metav1.UpdateOptions{})
+				return err
+			})
+	}
+	for _, r := range j.snap.TLSRoutes {
+		e := entry("TLSRoute", r.Namespace, r.Name)
+		put(ctx, w, r, func(o *gwv1.TLSRoute) bool {
+			return w.routeStatus(&o.Status.RouteStatus, o.Spec.ParentRefs, o.Generation, e)
+		},
+			func(ctx context.Context, name string) (*gwv1.TLSRoute, error) {
+				return v1.TLSRoutes(r.Namespace).Get(ctx, name, metav1.GetOptions{})
+			},
+			func(ctx context.Context, o *gwv1.TLSRoute) error {
+				_, err := v1.TLSRoutes(o.Namespace).UpdateStatus(ctx, o, metav1.UpdateOptions{})
+				return err
+			})
+	}
+	for _, r := range j.snap.TCPRoutes {
+		e := entry("TCPRoute", r.Namespace, r.Name)
+		put(ctx, w, r, func(o *gwv1.TCPRoute) bool {
+			return w.routeStatus(&o.Status.RouteStatus, o.Spec.ParentRefs, o.Generation, e)
+		},
+			func(ctx context.Context, name string) (*gwv1.TCPRoute, error) {
+				return v1.TCPRoutes(r.Namespace).Get(ctx, name, metav1.GetOptions{})
+			},
+			func(ctx context.Context, o *gwv1.TCPRoute) error {
+				_, err := v1.TCPRoutes(o.Namespace).UpdateStatus(ctx, o, metav1.UpdateOptions{})
+				return err
+			})
+	}
+	for _, r := range j.snap.UDPRoutes {
+		e := entry("UDPRoute", r.Namespace, r.Name)
+		put(ctx, w, r, func(o *gwv1.UDPRoute) bool {
+			return w.routeStatus(&o.Status.RouteStatus, o.Spec.ParentRefs, o.Generation, e)
+		},
+			func(ctx context.Context, name string) (*gwv1.UDPRoute, error) {
+				return v1.UDPRoutes(r.Namespace).Get(ctx, name, metav1.GetOptions{})
+			},
+			func(ctx context.Context, o *gwv1.UDPRoute) error {
+				_, err := v1.UDPRoutes(o.Namespace).UpdateStatus(ctx, o, metav1.UpdateOptions{})
+				return err
+			})
+	}
+}
+
+// object is what put needs of a typed API object.
+type object interface {
+	metav1.Object
+	runtime.Object
+}
+
+// put brings obj's status to what desire computes (desire edits a copy and
+// reports whether it changed anything) and writes it. On a conflict it
+// starts again from the server's object, unless that object's generation is
+// no longer the one translated (a newer report will come).
+func put[T object](ctx context.Context, w *StatusWriter, obj T, desire func(T) bool,
+	get func(context.Context, string) (T, error), update func(context.Context, T) error) {
+	gen := obj.GetGeneration()
+	cur := obj
+	for attempt := 0; attempt < 5; attempt++ {
+		o := cur.DeepCopyObject().(T)
+		if !desire(o) {
+			return
+		}
+		err := update(ctx, o)
+		if err == nil {
+			return
+		}
+		if !apierrors.IsConflict(err) {
+			if !apierrors.IsNotFound(err) && ctx.Err() == nil {
+				w.log.Error("writing status", "kind", fmt.Sprintf("%T", obj), "namespace", obj.GetNamespace(), "name", obj.GetName(), "err", err)
+			}
+			return
+		}
+		fresh, err := get(ctx, obj.GetName())
+		if err != nil || fresh.GetGeneration() != gen {
+			return
+		}
+		cur = fresh
+	}
+	w.log.Warn("writing status: still conflicting after 5 attempts", "namespace", obj.GetNamespace(), "name", obj.GetName())
+}
+
+// conditions converts report conditions to API conditions stamped with
+// generation; "Ignored" (the translator's note on others' resources) is
+// not a Gateway API condition and is left out.
+func conditions(in []status.Condition, gen int64) []metav1.Condition {
+	out := make([]metav1.Condition, 0, len(in))
+	for _, c := range in {
+		if c.Type == "Ignored" {
+			continue
+		}
+		st := metav1.ConditionFalse
+		if c.Status {
+			st = metav1.ConditionTrue
+		}
+		msg := c.Message
+		if len(msg) > 32000 {
+			msg = msg[:32000]
+		}
+		out = append(out, metav1.Condition{Type: c.Type, Status: st, Reason: c.Reason, Message: msg, ObservedGeneration: gen})
+	}
+	return out
+}
+
+// mergeConditions returns want with the lastTransitionTime of cur's
+// condition of the same type and status (now otherwise), and whether it
+// differs from cur in anything but those times.
+func mergeConditions(cur, want []metav1.Condition, now metav1.Time) ([]metav1.Condition, bool) {
+	changed := len(cur) != len(want)
+	for i := range want {
+		w := &want[i]
+		w.LastTransitionTime = now
+		found := false
+		for _, c := range cur {
+			if c.Type != w.Type {
+				continue
+			}
+			found = true
+			if c.Status == w.Status {
+				w.LastTransitionTime = c.LastTransitionTime
+			}
+			if c.Status != w.Status || c.Reason != w.Reason || c.Message != w.Message || c.ObservedGeneration != w.ObservedGeneration {
+				changed = true
+			}
+		}
+		if !found {
+			changed = true
+		}
+	}
+	return want, changed
+}
+
+// classStatus sets a GatewayClass's conditions: the report's Accepted and
+// SupportedVersion (Causeway is built against the CRDs' version).
+func (w *StatusWriter) classStatus(gc *gwv1.GatewayClass, e *status.Resource) bool {
+	var in []status.Condition
+	if e != nil {
+		in = e.Conditions
+	}
+	want := conditions(in, gc.Generation)
+	want = append(want, metav1.Condition{Type: string(gwv1.GatewayClassConditionStatusSupportedVersion), Status: metav1.ConditionTrue,
+		Reason: string(gwv1.GatewayClassReasonSupportedVersion), Message: "the Gateway API version of the CRDs is supported", ObservedGeneration: gc.Generation})
+	conds, changed := mergeConditions(gc.Status.Conditions, want, w.now())
+	gc.Status.Conditions = conds
+	feats := make([]gwv1.SupportedFeature, 0, len(w.opts.SupportedFeatures))
+	for _, f := range w.opts.SupportedFeatures {
+		feats = append(feats, gwv1.SupportedFeature{Name: gwv1.FeatureName(f)})
+	}
+	sort.Slice(feats, func(i, j int) bool { return feats[i].Name < feats[j].Name })
+	if len(feats) != len(gc.Status.SupportedFeatures) {
+		changed = true
+	} else {
+		for i := range feats {
+			if feats[i].Name != gc.Status.SupportedFeatures[i].Name {
+				changed = true
+			}
+		}
+	}
+	if len(feats) == 0 {
+		feats = nil
+	}
+	gc.Status.SupportedFeatures = feats
+	return changed
+}
+
+// gatewayStatus sets a Gateway's conditions, listeners and addresses.
+func (w *StatusWriter) gatewayStatus(g *gwv1.Gateway, e *status.Resource, addrs []string) bool {
+	if e == nil {
+		return false
+	}
+	now := w.now()
+	conds, changed := mergeConditions(g.Status.Conditions, conditions(e.Conditions, g.Generation), now)
+	g.Status.Conditions = conds
+
+	var wantAddrs []gwv1.GatewayStatusAddress
+	if len(addrs) == 0 {
+		for _, a := range g.Spec.Addresses {
+			wantAddrs = append(wantAddrs, gwv1.GatewayStatusAddress(a))
+		}
+	}
+	ip := gwv1.IPAddressType
+	for _, a := range addrs {
+		if a != "" {
+			wantAddrs = append(wantAddrs, gwv1.GatewayStatusAddress{Type: &ip, Value: a})
+		}
+	}
+	if !equalAddresses(g.Status.Addresses, wantAddrs) {
+		g.Status.Addresses, changed = wantAddrs, true
+	}
+
+	ls := make([]gwv1.ListenerStatus, 0, len(e.Listeners))
+	group := gwv1.Group(gwv1.GroupName)
+	for _, l := range e.Listeners {
+		var cur *gwv1.ListenerStatus
+		for i := range g.Status.Listeners {
+			if string(g.Status.Listeners[i].Name) == l.Name {
+				cur = &g.Status.Listeners[i]
+			}
+		}
+		st := gwv1.ListenerStatus{Name: gwv1.SectionName(l.Name), AttachedRoutes: l.AttachedRoutes, SupportedKinds: []gwv1.RouteGroupKind{}}
+		for _, k := range l.SupportedKinds {
+			st.SupportedKinds = append(st.SupportedKinds, gwv1.RouteGroupKind{Group: &group, Kind: gwv1.Kind(k)})
+		}
+		var curConds []metav1.Condition
+		if cur == nil {
+			changed = true
+		} else {
+			curConds = cur.Conditions
+			if cur.AttachedRoutes != st.AttachedRoutes || !equalKinds(cur.SupportedKinds, st.SupportedKinds) {
+				changed = true
+			}
+		}
+		var c bool
+		st.Conditions, c = mergeConditions(curConds, conditions(l.Conditions, g.Generation), now)
+		changed = changed || c
+		ls = append(ls, st)
+	}
+	if len(ls) != len(g.Status.Listeners) {
+		changed = true
+	}
+	g.Status.Listeners = ls
+	return changed
+}
+
+func equalAddresses(a, b []gwv1.GatewayStatusAddress) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		ta, tb := gwv1.IPAddressType, gwv1.IPAddressType
+		if a[i].Type != nil {
+			ta = *a[i].Type
+		}
+		if b[i].Type != nil {
+			tb = *b[i].Type
+		}
+		if ta != tb || a[i].Value != b[i].Value {
+			return false
+		}
+	}
+	return true
+}
+
+func equalKinds(a, b []gwv1.RouteGroupKind) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		ga, gb := "", ""
+		if a[i].Group != nil {
+			ga = string(*a[i].Group)
+		}
+		if b[i].Group != nil {
+			gb = string(*b[i].Group)
+		}
+		if ga != gb || a[i].Kind != b[i].Kind {
+			return false
+		}
+	}
+	return true
+}
+
+// routeStatus sets the parent statuses of a route that are Causeway's: one
+// per parentRef the translator judged (other controllers' Gateways are
+// skipped), keeping the entries other controllers wrote.
+func (w *StatusWriter) routeStatus(rs *gwv1.RouteStatus, refs []gwv1.ParentReference, gen int64, e *status.Resource) bool {
+	if e == nil {
+		return false
+	}
+	ctrl := gwv1.GatewayController(w.opts.ControllerName)
+	now := w.now()
+	var out []gwv1.RouteParentStatus
+	for _, p := range rs.Parents {
+		if p.ControllerName != ctrl {
+			out = append(out, p)
+		}
+	}
+	changed := false
+	mine := 0
+	for i, ref := range refs {
+		if i >= len(e.Parents) || ignored(e.Parents[i].Conditions) {
+			continue
+		}
+		mine++
+		var cur *gwv1.RouteParentStatus
+		for k := range rs.Parents {
+			if rs.Parents[k].ControllerName == ctrl && sameParent(rs.Parents[k].ParentRef, ref) {
+				cur = &rs.Parents[k]
+			}
+		}
+		var curConds []metav1.Condition
+		if cur == nil {
+			changed = true
+		} else {
+			curConds = cur.Conditions
+		}
+		conds, c := mergeConditions(curConds, conditions(e.Parents[i].Conditions, gen), now)
+		changed = changed || c
+		out = append(out, gwv1.RouteParentStatus{ParentRef: ref, ControllerName: ctrl, Conditions: conds})
+	}
+	had := 0
+	for _, p := range rs.Parents {
+		if p.ControllerName == ctrl {
+			had++
+		}
+	}
+	if had != mine {
+		changed = true
+	}
+	if len(out) > 32 { // the CRD's limit
+		out = out[:32]
+	}
+	if !changed {
+		return false
+	}
+	if out == nil {
+		out = []gwv1.RouteParentStatus{}
+	}
+	rs.Parents = out
+	return true
+}
+
+func ignored(cs []status.Condition) bool {
+	for _, c := range cs {
+		if c.Type == "Ignored" {
+			return true
+		}
+	}
+	return false
+}
+
+// sameParent compares parent references field by field, pointers by value.
+func sameParent(a, b gwv1.ParentReference) bool {
+	s := func(p *string) string {
+		if p == nil {
+			return ""
+		}
+		return *p
+	}
+	str := func(v any) string { return fmt.Sprint(v) }
+	pa, pb := "", ""
+	if a.Port != nil {
+		pa = str(*a.Port)
+	}
+	if b.Port != nil {
+		pb = str(*b.Port)
+	}
+	return a.Name == b.Name && pa == pb &&
+		s((*string)(a.Group)) == s((*string)(b.Group)) && s((*string)(a.Kind)) == s((*string)(b.Kind)) &&
+		s((*string)(a.Namespace)) == s((*string)(b.Namespace)) && s((*string)(a.SectionName)) == s((*string)(b.SectionName))
+}
