@@ -5,6 +5,9 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/dynamic"
 	"log/slog"
 	"net/netip"
 	"os"
@@ -16,8 +19,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
-	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
-	gwclient "sigs.k8s.io/gateway-api/pkg/client/clientset/versioned"
 
 	"causeway.dev/causeway/internal/admin"
 	"causeway.dev/causeway/internal/gateway"
@@ -135,13 +136,18 @@ var supportedFeatures = []string{
 // ensureClass creates the GatewayClass name for this controller unless it
 // exists (whoever its controller is: an existing class is left alone).
 func ensureClass(ctx context.Context, cfg *rest.Config, name string, log *slog.Logger) error {
-	c, err := gwclient.NewForConfig(cfg)
+	// The dynamic client, not the typed clientset: see internal/provider/kube.
+	c, err := dynamic.NewForConfig(cfg)
 	if err != nil {
 		return fmt.Errorf("controller: %w", err)
 	}
-	gc := &gwv1.GatewayClass{ObjectMeta: metav1.ObjectMeta{Name: name},
-		Spec: gwv1.GatewayClassSpec{ControllerName: translate.ControllerName}}
-	_, err = c.GatewayV1().GatewayClasses().Create(ctx, gc, metav1.CreateOptions{})
+	gc := &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "gateway.networking.k8s.io/v1", "kind": "GatewayClass",
+		"metadata": map[string]any{"name": name},
+		"spec":     map[string]any{"controllerName": translate.ControllerName},
+	}}
+	gvr := schema.GroupVersionResource{Group: "gateway.networking.k8s.io", Version: "v1", Resource: "gatewayclasses"}
+	_, err = c.Resource(gvr).Create(ctx, gc, metav1.CreateOptions{})
 	switch {
 	case err == nil:
 		log.Info("created GatewayClass", "name", name)

@@ -12,8 +12,11 @@ package kube
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"k8s.io/apimachinery/pkg/watch"
 	"log/slog"
+	"net/http"
 	"reflect"
 	"sort"
 	"strings"
@@ -27,14 +30,9 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
-	"k8s.io/client-go/dynamic/dynamicinformer"
-	"k8s.io/client-go/informers"
-	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
-	gwclient "sigs.k8s.io/gateway-api/pkg/client/clientset/versioned"
-	gwinformers "sigs.k8s.io/gateway-api/pkg/client/informers/externalversions"
 
 	"causeway.dev/causeway/api/v1alpha1"
 	"causeway.dev/causeway/internal/provider"
@@ -60,9 +58,8 @@ type Options struct {
 type Provider struct {
 	opts Options
 	log  *slog.Logger
-	core kubernetes.Interface
-	gw   gwclient.Interface
 	dyn  dynamic.Interface
+	http *http.Client // discovery, with the rest config's credentials
 }
 
 var _ provider.Provider = (*Provider)(nil)
@@ -80,10 +77,7 @@ func New(opts Options) (*Provider, error) {
 		p.log = slog.Default()
 	}
 	var err error
-	if p.core, err = kubernetes.NewForConfig(opts.Config); err != nil {
-		return nil, fmt.Errorf("kube provider: %w", err)
-	}
-	if p.gw, err = gwclient.NewForConfig(opts.Config); err != nil {
+	if p.http, err = rest.HTTPClientFor(opts.Config); err != nil {
 		return nil, fmt.Errorf("kube provider: %w", err)
 	}
 	if p.dyn, err = dynamic.NewForConfig(opts.Config); err != nil {
@@ -171,13 +165,40 @@ func (p *Provider) Run(ctx context.Context, publish func(*resource.Snapshot)) er
 	}
 }
 
+// serverResources lists the resources of an API group version, as the
+// discovery client does, without linking client-go's discovery package (it
+// pulls in the typed scheme of every Kubernetes API).
+func (p *Provider) serverResources(ctx context.Context, groupVersion string) (*metav1.APIResourceList, error) {
+	req, err := http.NewRequestWithContext(ctx, "GET", strings.TrimSuffix(p.opts.Config.Host, "/")+"/apis/"+groupVersion, nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Accept", "application/json")
+	resp, err := p.http.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode == http.StatusNotFound {
+		return nil, apierrors.NewNotFound(schema.GroupResource{Group: groupVersion}, "")
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("GET /apis/%s: %s", groupVersion, resp.Status)
+	}
+	var list metav1.APIResourceList
+	if err := json.NewDecoder(resp.Body).Decode(&list); err != nil {
+		return nil, fmt.Errorf("GET /apis/%s: %w", groupVersion, err)
+	}
+	return &list, nil
+}
+
 // discover returns the served resources of the Gateway API and causeway.dev
 // groups, by plural name, waiting for the Gateway API to be installed.
 func (p *Provider) discover(ctx context.Context) (map[string]bool, error) {
 	served := map[string]bool{}
 	logged := false
 	for {
-		list, err := p.core.Discovery().ServerResourcesForGroupVersion(gwv1.GroupVersion.String())
+		list, err := p.serverResources(ctx, gwv1.GroupVersion.String())
 		if err == nil {
 			for _, r := range list.APIResources {
 				if !strings.Contains(r.Name, "/") {
@@ -201,7 +222,7 @@ func (p *Provider) discover(ctx context.Context) (map[string]bool, error) {
 		case <-t.C:
 		}
 	}
-	if list, err := p.core.Discovery().ServerResourcesForGroupVersion(v1alpha1.Group + "/" + v1alpha1.Version); err == nil {
+	if list, err := p.serverResources(ctx, v1alpha1.Group+"/"+v1alpha1.Version); err == nil {
 		for _, r := range list.APIResources {
 			if !strings.Contains(r.Name, "/") {
 				served["causeway.dev/"+r.Name] = true
@@ -226,31 +247,51 @@ func (p *Provider) discover(ctx context.Context) (map[string]bool, error) {
 var gatewayResources = []string{"gatewayclasses", "gateways", "httproutes", "grpcroutes", "tlsroutes",
 	"tcproutes", "udproutes", "referencegrants", "backendtlspolicies"}
 
+// informer watches one resource, cluster-wide, as unstructured objects.
+// It is built on the dynamic client and tools/cache alone: client-go's
+// informer factories link every typed API client and scheme.
+func (p *Provider) informer(gvr schema.GroupVersionResource) cache.SharedIndexInformer {
+	ri := p.dyn.Resource(gvr)
+	lw := &cache.ListWatch{
+		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+			return ri.List(ctx, o)
+		},
+		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
+			return ri.Watch(ctx, o)
+		},
+	}
+	return cache.NewSharedIndexInformer(lw, &unstructured.Unstructured{}, p.opts.Resync, cache.Indexers{})
+}
+
 // sources builds the informers of the served kinds.
 func (p *Provider) sources(served map[string]bool) []*source {
-	cf := informers.NewSharedInformerFactory(p.core, p.opts.Resync)
-	gf := gwinformers.NewSharedInformerFactory(p.gw, p.opts.Resync)
-	df := dynamicinformer.NewDynamicSharedInformerFactory(p.dyn, p.opts.Resync)
-	g := gf.Gateway().V1()
+	// Every kind is watched through dynamic informers and converted to
+	// its type: typed clientsets would link schemes that register every
+	// Kubernetes API type at init (~30 MB of idle RSS in every mode).
+	dyn := func(group, version, plural string) cache.SharedIndexInformer {
+		return p.informer(schema.GroupVersionResource{Group: group, Version: version, Resource: plural})
+	}
+	core := func(plural string) cache.SharedIndexInformer { return dyn("", "v1", plural) }
+	gw := func(plural string) cache.SharedIndexInformer { return dyn("gateway.networking.k8s.io", "v1", plural) }
 	out := []*source{
-		{kind: "Namespace", informer: cf.Core().V1().Namespaces().Informer(), add: typed(func(s *resource.Snapshot, o *corev1.Namespace) { s.Namespaces = append(s.Namespaces, o) })},
-		{kind: "Service", informer: cf.Core().V1().Services().Informer(), add: typed(func(s *resource.Snapshot, o *corev1.Service) { s.Services = append(s.Services, o) })},
-		{kind: "EndpointSlice", informer: cf.Discovery().V1().EndpointSlices().Informer(), add: typed(func(s *resource.Snapshot, o *discoveryv1.EndpointSlice) {
+		{kind: "Namespace", informer: core("namespaces"), add: converted(func(s *resource.Snapshot, o *corev1.Namespace) { s.Namespaces = append(s.Namespaces, o) })},
+		{kind: "Service", informer: core("services"), add: converted(func(s *resource.Snapshot, o *corev1.Service) { s.Services = append(s.Services, o) })},
+		{kind: "EndpointSlice", informer: dyn("discovery.k8s.io", "v1", "endpointslices"), add: converted(func(s *resource.Snapshot, o *discoveryv1.EndpointSlice) {
 			s.EndpointSlices = append(s.EndpointSlices, o)
 		})},
-		{kind: "Secret", informer: cf.Core().V1().Secrets().Informer(), add: typed(func(s *resource.Snapshot, o *corev1.Secret) { s.Secrets = append(s.Secrets, o) })},
-		{kind: "ConfigMap", informer: cf.Core().V1().ConfigMaps().Informer(), add: typed(func(s *resource.Snapshot, o *corev1.ConfigMap) { s.ConfigMaps = append(s.ConfigMaps, o) })},
+		{kind: "Secret", informer: core("secrets"), add: converted(func(s *resource.Snapshot, o *corev1.Secret) { s.Secrets = append(s.Secrets, o) })},
+		{kind: "ConfigMap", informer: core("configmaps"), add: converted(func(s *resource.Snapshot, o *corev1.ConfigMap) { s.ConfigMaps = append(s.ConfigMaps, o) })},
 	}
 	gwKinds := map[string]*source{
-		"gatewayclasses":  {kind: "GatewayClass", informer: g.GatewayClasses().Informer(), add: typed(func(s *resource.Snapshot, o *gwv1.GatewayClass) { s.GatewayClasses = append(s.GatewayClasses, o) })},
-		"gateways":        {kind: "Gateway", informer: g.Gateways().Informer(), add: typed(func(s *resource.Snapshot, o *gwv1.Gateway) { s.Gateways = append(s.Gateways, o) })},
-		"httproutes":      {kind: "HTTPRoute", informer: g.HTTPRoutes().Informer(), add: typed(func(s *resource.Snapshot, o *gwv1.HTTPRoute) { s.HTTPRoutes = append(s.HTTPRoutes, o) })},
-		"grpcroutes":      {kind: "GRPCRoute", informer: g.GRPCRoutes().Informer(), add: typed(func(s *resource.Snapshot, o *gwv1.GRPCRoute) { s.GRPCRoutes = append(s.GRPCRoutes, o) })},
-		"tlsroutes":       {kind: "TLSRoute", informer: g.TLSRoutes().Informer(), add: typed(func(s *resource.Snapshot, o *gwv1.TLSRoute) { s.TLSRoutes = append(s.TLSRoutes, o) })},
-		"tcproutes":       {kind: "TCPRoute", informer: g.TCPRoutes().Informer(), add: typed(func(s *resource.Snapshot, o *gwv1.TCPRoute) { s.TCPRoutes = append(s.TCPRoutes, o) })},
-		"udproutes":       {kind: "UDPRoute", informer: g.UDPRoutes().Informer(), add: typed(func(s *resource.Snapshot, o *gwv1.UDPRoute) { s.UDPRoutes = append(s.UDPRoutes, o) })},
-		"referencegrants": {kind: "ReferenceGrant", informer: g.ReferenceGrants().Informer(), add: typed(func(s *resource.Snapshot, o *gwv1.ReferenceGrant) { s.ReferenceGrants = append(s.ReferenceGrants, o) })},
-		"backendtlspolicies": {kind: "BackendTLSPolicy", informer: g.BackendTLSPolicies().Informer(), add: typed(func(s *resource.Snapshot, o *gwv1.BackendTLSPolicy) {
+		"gatewayclasses":  {kind: "GatewayClass", informer: gw("gatewayclasses"), add: converted(func(s *resource.Snapshot, o *gwv1.GatewayClass) { s.GatewayClasses = append(s.GatewayClasses, o) })},
+		"gateways":        {kind: "Gateway", informer: gw("gateways"), add: converted(func(s *resource.Snapshot, o *gwv1.Gateway) { s.Gateways = append(s.Gateways, o) })},
+		"httproutes":      {kind: "HTTPRoute", informer: gw("httproutes"), add: converted(func(s *resource.Snapshot, o *gwv1.HTTPRoute) { s.HTTPRoutes = append(s.HTTPRoutes, o) })},
+		"grpcroutes":      {kind: "GRPCRoute", informer: gw("grpcroutes"), add: converted(func(s *resource.Snapshot, o *gwv1.GRPCRoute) { s.GRPCRoutes = append(s.GRPCRoutes, o) })},
+		"tlsroutes":       {kind: "TLSRoute", informer: gw("tlsroutes"), add: converted(func(s *resource.Snapshot, o *gwv1.TLSRoute) { s.TLSRoutes = append(s.TLSRoutes, o) })},
+		"tcproutes":       {kind: "TCPRoute", informer: gw("tcproutes"), add: converted(func(s *resource.Snapshot, o *gwv1.TCPRoute) { s.TCPRoutes = append(s.TCPRoutes, o) })},
+		"udproutes":       {kind: "UDPRoute", informer: gw("udproutes"), add: converted(func(s *resource.Snapshot, o *gwv1.UDPRoute) { s.UDPRoutes = append(s.UDPRoutes, o) })},
+		"referencegrants": {kind: "ReferenceGrant", informer: gw("referencegrants"), add: converted(func(s *resource.Snapshot, o *gwv1.ReferenceGrant) { s.ReferenceGrants = append(s.ReferenceGrants, o) })},
+		"backendtlspolicies": {kind: "BackendTLSPolicy", informer: gw("backendtlspolicies"), add: converted(func(s *resource.Snapshot, o *gwv1.BackendTLSPolicy) {
 			s.BackendTLSPolicies = append(s.BackendTLSPolicies, o)
 		})},
 	}
@@ -277,34 +318,15 @@ func (p *Provider) sources(served map[string]bool) []*source {
 			continue
 		}
 		gvr := schema.GroupVersionResource{Group: v1alpha1.Group, Version: v1alpha1.Version, Resource: o.plural}
-		o.src.informer = df.ForResource(gvr).Informer()
+		o.src.informer = p.informer(gvr)
 		out = append(out, o.src)
 	}
 	return out
 }
 
-// typed returns an add function for a typed informer's objects, which it
-// sorts by namespace and name so that equal states give equal snapshots.
-func typed[T metav1.Object](app func(*resource.Snapshot, T)) func(*resource.Snapshot, []any) error {
-	return func(s *resource.Snapshot, objs []any) error {
-		ts := make([]T, 0, len(objs))
-		for _, o := range objs {
-			t, ok := o.(T)
-			if !ok {
-				return fmt.Errorf("%T", o)
-			}
-			ts = append(ts, t)
-		}
-		sortObjects(ts)
-		for _, t := range ts {
-			app(s, t)
-		}
-		return nil
-	}
-}
-
-// converted is typed for the dynamic informers of Causeway's kinds, whose
-// cached objects are unstructured.
+// converted returns an add function for a dynamic informer's objects:
+// it converts them from unstructured to T and sorts them by namespace and
+// name so that equal states give equal snapshots.
 func converted[T any, PT interface {
 	*T
 	metav1.Object
