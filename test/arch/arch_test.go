@@ -92,3 +92,21 @@ func TestPackagesAreDocumented(t *testing.T) {
 		}
 	}
 }
+
+// TestNoTypedClientsets keeps client-go's typed clientsets, informer
+// factories and discovery client out of the binary: their schemes register
+// every Kubernetes API type at init and doubled the idle RSS of every mode
+// (the plain gateway included) when they were linked.
+func TestNoTypedClientsets(t *testing.T) {
+	out, err := exec.Command("go", "list", "-deps", "causeway.dev/causeway/cmd/causeway").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, dep := range strings.Fields(string(out)) {
+		for _, banned := range []string{"k8s.io/client-go/kubernetes", "k8s.io/client-go/informers", "k8s.io/client-go/discovery", "sigs.k8s.io/gateway-api/pkg/client"} {
+			if dep == banned || strings.HasPrefix(dep, banned+"/") {
+				t.Errorf("cmd/causeway links %s; use the dynamic client and tools/cache (see internal/provider/kube)", dep)
+			}
+		}
+	}
+}
