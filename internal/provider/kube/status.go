@@ -1,12 +1,12 @@
 package kube
 
 import (
-	"reflect"
 	"context"
 	"fmt"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"log/slog"
+	"reflect"
 	"sort"
 	"sync"
 	"time"
