@@ -1,53 +1,27 @@
 package controlplane
 
 import (
-	"bytes"
 	"encoding/json"
-	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"causeway.dev/causeway/internal/push"
+	"causeway.dev/causeway/test/testbin"
 )
 
 var binary string
 
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "causeway-cp-")
-	if err != nil {
-		panic(err)
-	}
-	binary = filepath.Join(dir, "causeway")
-	build := exec.Command("go", "build", "-o", binary, "../../cmd/causeway")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "building causeway:", err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { testbin.Main(m, &binary) }
 
 // freePort returns a TCP port that was free on ip a moment ago.
-func freePort(t testing.TB, ip string) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", ip+":0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
+func freePort(t testing.TB, ip string) int { return testbin.FreePort(t, ip) }
 
 // writeFile writes name under dir atomically, as editors do.
 func writeFile(t testing.TB, dir, name, content string) {
@@ -61,22 +35,8 @@ func writeFile(t testing.TB, dir, name, content string) {
 	}
 }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+// syncBuffer collects a process's output.
+type syncBuffer = testbin.Buffer
 
 // process is a running causeway command.
 type process struct {
