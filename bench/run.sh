@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 ANCHORS=${ANCHORS:-/work/shared/bench/anchors.sh}
 [ -x "$ANCHORS" ] || ANCHORS=../shared/bench/anchors.sh
 mkdir -p bin
-go build -trimpath -o bin/causeway ./cmd/causeway
+./build.sh bin/causeway
 "$ANCHORS" --extra "causeway=CAUSEWAY_BIN=$PWD/bin/causeway $PWD/bench/causeway-anchor.sh" "$@"
 echo
 echo "== router (internal/route) =="

@@ -34,7 +34,7 @@ mkdir -p "$OUT" "$(dirname "$REPORT")"
 t0=$(date +%s)
 "$TESTBED/build-k8s-bins.sh"
 "$TESTBED/build-bed-tools.sh"
-(cd "$REPO" && go build -o "$OUT/causeway" ./cmd/causeway)
+"$REPO/build.sh" "$OUT/causeway"
 t1=$(date +%s)
 
 causeway_pid=""

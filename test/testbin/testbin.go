@@ -24,7 +24,10 @@ func Main(m *testing.M, binary *string) {
 		os.Exit(1)
 	}
 	*binary = filepath.Join(dir, "causeway")
-	build := exec.Command("go", "build", "-o", *binary, "causeway.dev/causeway/cmd/causeway")
+	// The release build's settings (build.sh), so that the tests run what
+	// ships.
+	build := exec.Command("go", "build", "-trimpath", "-tags", "grpcnotrace", "-o", *binary, "causeway.dev/causeway/cmd/causeway")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "building causeway:", err)
