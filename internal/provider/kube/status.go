@@ -178,6 +178,11 @@ func (w *StatusWriter) write(ctx context.Context, j *job) {
 		},
 			dynGet[gwv1.TCPRoute](w.dyn, gvr("tcproutes"), r.Namespace), dynUpdate[gwv1.TCPRoute](w.dyn, gvr("tcproutes")))
 	}
+	for _, p := range j.snap.BackendTLSPolicies {
+		e := entry("BackendTLSPolicy", p.Namespace, p.Name)
+		put(ctx, w, p, func(o *gwv1.BackendTLSPolicy) bool { return w.policyStatus(&o.Status, o.Namespace, o.Generation, e) },
+			dynGet[gwv1.BackendTLSPolicy](w.dyn, gvr("backendtlspolicies"), p.Namespace), dynUpdate[gwv1.BackendTLSPolicy](w.dyn, gvr("backendtlspolicies")))
+	}
 	for _, r := range j.snap.UDPRoutes {
 		e := entry("UDPRoute", r.Namespace, r.Name)
 		put(ctx, w, r, func(o *gwv1.UDPRoute) bool {
@@ -463,6 +468,69 @@ func (w *StatusWriter) routeStatus(rs *gwv1.RouteStatus, refs []gwv1.ParentRefer
 	}
 	rs.Parents = out
 	return true
+}
+
+// policyStatus sets a policy's ancestor statuses that are Causeway's: one
+// per report parent (a Gateway the policy is in force through, or a target
+// it failed to attach to), keeping the entries other controllers wrote.
+func (w *StatusWriter) policyStatus(ps *gwv1.PolicyStatus, ns string, gen int64, e *status.Resource) bool {
+	if e == nil {
+		return false
+	}
+	ctrl := gwv1.GatewayController(w.opts.ControllerName)
+	var out []gwv1.PolicyAncestorStatus
+	had := 0
+	for _, a := range ps.Ancestors {
+		if a.ControllerName != ctrl {
+			out = append(out, a)
+		} else {
+			had++
+		}
+	}
+	changed := had != len(e.Parents)
+	for _, par := range e.Parents {
+		ref := ancestorRef(par, ns)
+		var curConds []metav1.Condition
+		found := false
+		for _, a := range ps.Ancestors {
+			if a.ControllerName == ctrl && sameParent(a.AncestorRef, ref) {
+				curConds, found = a.Conditions, true
+			}
+		}
+		conds, c := mergeConditions(curConds, conditions(par.Conditions, gen), w.now())
+		changed = changed || c || !found
+		out = append(out, gwv1.PolicyAncestorStatus{AncestorRef: ref, ControllerName: ctrl, Conditions: conds})
+	}
+	if len(out) > 16 { // the CRD's limit
+		out = out[:16]
+	}
+	if !changed {
+		return false
+	}
+	if out == nil {
+		out = []gwv1.PolicyAncestorStatus{}
+	}
+	ps.Ancestors = out
+	return true
+}
+
+// ancestorRef turns a report parent into a Gateway API reference: Gateways
+// in the Gateway API group, anything else (a Service target) in core.
+func ancestorRef(p status.Parent, policyNS string) gwv1.ParentReference {
+	group, kind := gwv1.Group(""), gwv1.Kind(p.Ref.Kind)
+	if p.Ref.Kind == "Gateway" {
+		group = gwv1.GroupName
+	}
+	ref := gwv1.ParentReference{Group: &group, Kind: &kind, Name: gwv1.ObjectName(p.Ref.Name)}
+	if p.Ref.Namespace != "" && p.Ref.Namespace != policyNS || p.Ref.Kind == "Gateway" {
+		n := gwv1.Namespace(p.Ref.Namespace)
+		ref.Namespace = &n
+	}
+	if p.SectionName != "" {
+		sn := gwv1.SectionName(p.SectionName)
+		ref.SectionName = &sn
+	}
+	return ref
 }
 
 func ignored(cs []status.Condition) bool {

@@ -111,3 +111,34 @@ func TestRouteStatusKeepsOtherControllersAndSkipsIgnored(t *testing.T) {
 		t.Errorf("stale entry kept: %+v", rs.Parents)
 	}
 }
+
+func TestPolicyStatusKeepsOthersAncestors(t *testing.T) {
+	w := testWriter(time.Unix(100, 0))
+	otherGroup, otherKind := gwv1.Group(gwv1.GroupName), gwv1.Kind("Gateway")
+	other := gwv1.PolicyAncestorStatus{ControllerName: "example.com/other",
+		AncestorRef: gwv1.ParentReference{Group: &otherGroup, Kind: &otherKind, Name: "theirs"}}
+	ps := &gwv1.PolicyStatus{Ancestors: []gwv1.PolicyAncestorStatus{other}}
+	e := &status.Resource{Parents: []status.Parent{{
+		Ref:        status.Ref{Kind: "Gateway", Namespace: "infra", Name: "gw"},
+		Conditions: []status.Condition{{Type: status.Accepted, Status: true, Reason: status.ReasonAccepted}},
+	}}}
+	if !w.policyStatus(ps, "app", 5, e) {
+		t.Fatal("first write: no change reported")
+	}
+	if len(ps.Ancestors) != 2 || ps.Ancestors[0].ControllerName != "example.com/other" {
+		t.Fatalf("ancestors = %+v; want the other controller's entry kept, then ours", ps.Ancestors)
+	}
+	mine := ps.Ancestors[1]
+	if mine.ControllerName != gwv1.GatewayController(translate.ControllerName) || mine.AncestorRef.Name != "gw" ||
+		*mine.AncestorRef.Namespace != "infra" || *mine.AncestorRef.Group != gwv1.GroupName ||
+		mine.Conditions[0].ObservedGeneration != 5 || mine.Conditions[0].Status != metav1.ConditionTrue {
+		t.Errorf("our ancestor = %+v", mine)
+	}
+	if w.policyStatus(ps, "app", 5, e) {
+		t.Error("unchanged status reported as changed")
+	}
+	e.Parents = nil
+	if !w.policyStatus(ps, "app", 5, e) || len(ps.Ancestors) != 1 {
+		t.Errorf("dropped ancestor not removed: %+v", ps.Ancestors)
+	}
+}
