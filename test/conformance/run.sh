@@ -61,7 +61,9 @@ kubectl wait --for=condition=Established crd --all --timeout=60s >/dev/null
 # A previous run's namespaces may still be terminating (their deletion
 # continues across a bed restart): the suite cannot recreate them until gone.
 for ns in gateway-conformance-infra gateway-conformance-app-backend gateway-conformance-web-backend; do
-  kubectl wait --for=delete "namespace/$ns" --timeout=180s >/dev/null 2>&1 || true
+  if [ -n "$(kubectl get namespace "$ns" -o jsonpath='{.metadata.deletionTimestamp}' 2>/dev/null)" ]; then
+    kubectl wait --for=delete "namespace/$ns" --timeout=180s >/dev/null 2>&1 || true
+  fi
 done
 t2=$(date +%s)
 
