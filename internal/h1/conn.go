@@ -425,8 +425,8 @@ func (c *conn) serveH2C() {
 		}
 	}
 	if string(c.buf[c.r:c.r+6]) != h2Preface[18:] {
-		c.fail(bad("malformed HTTP/2 preface"))
-		c.lingerClose()
+		// RFC 9113 §3.4: a connection error, closed, never answered.
+		c.s.logDebug("h1: malformed HTTP/2 preface", "remote", c.remote)
 		return
 	}
 	pre := make([]byte, 0, 18+c.w-c.r)

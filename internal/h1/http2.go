@@ -1,141 +1,134 @@
 package h1
 
+//lint:file-ignore SA1019 x/net/http2's Server.ServeConn is the one public way to serve HTTP/2 on a net.Conn that is not a *tls.Conn yet carries TLS state (the guard over a TLS connection); net/http serves h2 only on a *tls.Conn it accepted itself.
+
 import (
 	"context"
+	"math"
 	"net"
 	"net/http"
 	"sync"
+
+	"golang.org/x/net/http2"
 )
 
-// HTTP2 serves, with a net/http server, the connections that Server
-// hands to its H2 (TLS, ALPN "h2") and H2C (prior knowledge) fields:
+// HTTP2 serves, with golang.org/x/net/http2 configured from a net/http
+// server, the connections that Server hands to its H2 (TLS, ALPN "h2")
+// and H2C (prior knowledge) fields:
 //
 //	h2 := h1.NewHTTP2(&http.Server{Handler: handler})
 //	srv := &h1.Server{Handler: handler, H2: h2.ServeConn, H2C: h2.ServeConn}
 //
 // and at shutdown both srv.Shutdown and h2.Shutdown (which sends GOAWAY).
+//
+// Every connection is read through a guard (h2guard.go) that makes the
+// server hold to RFC 9113 where it does not on its own: malformed
+// requests are reset with PROTOCOL_ERROR before any handler sees them,
+// and SETTINGS frames may repeat a setting.
 type HTTP2 struct {
 	srv *http.Server
-	ln  *chanListener
+	h2  *http2.Server
 
-	mu   sync.Mutex
-	live map[net.Conn]*handed
+	maxFrame  int    // SETTINGS_MAX_FRAME_SIZE the server announces
+	tableSize uint32 // SETTINGS_HEADER_TABLE_SIZE likewise
+
+	mu       sync.Mutex
+	live     map[*guard]struct{}
+	drained  chan struct{} // closed when shutting and live is empty
+	shutting bool
 }
 
-// handed is one connection served by the net/http server.
-type handed struct {
-	once sync.Once
-	done chan struct{}
-}
-
-func (h *handed) end() { h.once.Do(func() { close(h.done) }) }
-
-// NewHTTP2 starts srv on an internal listener fed by ServeConn. srv's
-// Protocols default to HTTP/2 and unencrypted HTTP/2 (nil); its TLSConfig
-// must be nil (connections arrive with their handshake done), and its
-// ConnState, if set, is still called.
+// NewHTTP2 serves connections with srv's Handler, ErrorLog, timeouts,
+// MaxHeaderBytes and HTTP2 settings. srv is never started: its TLSConfig
+// is not used (connections arrive with their handshake done) and its
+// Protocols are ignored. Its ConnState, if set, is called with the
+// connection ServeConn was given: StateActive and StateIdle as streams
+// come and go, and StateClosed when it ends.
 func NewHTTP2(srv *http.Server) *HTTP2 {
 	h := &HTTP2{
-		srv:  srv,
-		ln:   &chanListener{conns: make(chan net.Conn), closed: make(chan struct{})},
-		live: map[net.Conn]*handed{},
+		srv:       srv,
+		h2:        &http2.Server{},
+		maxFrame:  1 << 20,
+		tableSize: 4096,
+		live:      map[*guard]struct{}{},
 	}
-	if srv.Protocols == nil {
-		p := new(http.Protocols)
-		p.SetHTTP2(true)
-		p.SetUnencryptedHTTP2(true)
-		srv.Protocols = p
+	// What x/net/http2 announces (its config.go): srv.HTTP2's values
+	// when in range, else its defaults.
+	if c := srv.HTTP2; c != nil {
+		if c.MaxReadFrameSize >= 1<<14 && c.MaxReadFrameSize <= 1<<24-1 {
+			h.maxFrame = c.MaxReadFrameSize
+		}
+		if c.MaxDecoderHeaderTableSize > 0 && c.MaxDecoderHeaderTableSize <= math.MaxUint32 {
+			h.tableSize = uint32(c.MaxDecoderHeaderTableSize)
+		}
 	}
-	user := srv.ConnState
-	srv.ConnState = func(c net.Conn, st http.ConnState) {
-		if user != nil {
+	if user := srv.ConnState; user != nil {
+		srv.ConnState = func(c net.Conn, st http.ConnState) {
+			if t, ok := c.(tlsGuard); ok {
+				c = t.Conn
+			} else if g, ok := c.(*guard); ok {
+				c = g.Conn
+			}
 			user(c, st)
 		}
-		if st == http.StateClosed || st == http.StateHijacked {
-			h.mu.Lock()
-			hd := h.live[c]
-			h.mu.Unlock()
-			if hd != nil {
-				hd.end()
-			}
-		}
 	}
-	go func() { _ = srv.Serve(h.ln) }()
+	// Registers the graceful shutdown (GOAWAY) on srv.Shutdown; its
+	// only error is about srv.TLSConfig's cipher suites, unused here.
+	_ = http2.ConfigureServer(srv, h.h2)
 	return h
 }
 
-// ServeConn serves c with HTTP/2 and returns when it is closed.
+// ServeConn serves c, whose first bytes are the client preface, with
+// HTTP/2 and returns when it is closed.
 func (h *HTTP2) ServeConn(c net.Conn) {
-	hd := &handed{done: make(chan struct{})}
-	key := c
-	if _, isTLS := c.(interface{ Handshake() error }); !isTLS {
-		// A plain connection can be wrapped, which tells its close
-		// whatever net/http reports.
-		key = &notifyConn{Conn: c, h: hd}
-	}
+	g := newGuard(c, h.maxFrame, h.tableSize)
 	h.mu.Lock()
-	h.live[key] = hd
-	h.mu.Unlock()
-	defer func() {
-		h.mu.Lock()
-		delete(h.live, key)
+	if h.shutting {
 		h.mu.Unlock()
-	}()
-	select {
-	case h.ln.conns <- key:
-	case <-h.ln.closed:
 		_ = c.Close()
 		return
 	}
-	<-hd.done
+	h.live[g] = struct{}{}
+	h.mu.Unlock()
+	defer func() {
+		h.mu.Lock()
+		delete(h.live, g)
+		if h.shutting && len(h.live) == 0 {
+			close(h.drained)
+		}
+		h.mu.Unlock()
+		if h.srv.ConnState != nil {
+			h.srv.ConnState(g, http.StateClosed)
+		}
+	}()
+	h.h2.ServeConn(g.wrap(), &http2.ServeConnOpts{BaseConfig: h.srv})
 }
 
-// Shutdown shuts the net/http server down gracefully (GOAWAY), waiting
-// for its connections until ctx ends.
+// Shutdown sends GOAWAY on every connection and waits for them to end
+// until ctx ends, then closes those left.
 func (h *HTTP2) Shutdown(ctx context.Context) error {
-	err := h.srv.Shutdown(ctx)
-	if err != nil {
-		_ = h.srv.Close()
+	h.mu.Lock()
+	if h.shutting {
+		h.mu.Unlock()
+		return ErrServerClosed
 	}
-	return err
-}
-
-// notifyConn reports its Close.
-type notifyConn struct {
-	net.Conn
-	h *handed
-}
-
-func (n *notifyConn) Close() error {
-	err := n.Conn.Close()
-	n.h.end()
-	return err
-}
-
-// chanListener accepts the connections sent on conns.
-type chanListener struct {
-	conns     chan net.Conn
-	closed    chan struct{}
-	closeOnce sync.Once
-}
-
-func (l *chanListener) Accept() (net.Conn, error) {
+	h.shutting = true
+	h.drained = make(chan struct{})
+	if len(h.live) == 0 {
+		close(h.drained)
+	}
+	h.mu.Unlock()
+	_ = h.srv.Shutdown(ctx) // runs the GOAWAY hook; srv has no listener
 	select {
-	case c := <-l.conns:
-		return c, nil
-	case <-l.closed:
-		return nil, net.ErrClosed
+	case <-h.drained:
+		return nil
+	case <-ctx.Done():
 	}
+	h.mu.Lock()
+	for g := range h.live {
+		_ = g.Conn.Close()
+	}
+	h.mu.Unlock()
+	<-h.drained
+	return ctx.Err()
 }
-
-func (l *chanListener) Close() error {
-	l.closeOnce.Do(func() { close(l.closed) })
-	return nil
-}
-
-func (l *chanListener) Addr() net.Addr { return handOffAddr{} }
-
-type handOffAddr struct{}
-
-func (handOffAddr) Network() string { return "h1-handoff" }
-func (handOffAddr) String() string  { return "h1-handoff" }
