@@ -36,6 +36,8 @@ import (
 // Status: one entry per targetRef (Gateway API's PolicyAncestorStatus),
 // with condition Accepted and reason Accepted, Invalid, TargetNotFound or
 // Conflicted.
+// +kubebuilder:object:root=true
+// +kubebuilder:resource:categories=causeway
 type ClientTrafficPolicy struct {
 	metav1.TypeMeta   `json:",inline"`
 	metav1.ObjectMeta `json:"metadata,omitempty"`
@@ -44,10 +46,15 @@ type ClientTrafficPolicy struct {
 
 // ClientTrafficPolicySpec is what a ClientTrafficPolicy sets. Every field
 // is optional; an unset field keeps the proxy's default.
+//
+// +kubebuilder:validation:XValidation:rule="!(has(self.http3) && self.http3.enabled && has(self.tls) && has(self.tls.maxVersion) && self.tls.maxVersion == '1.2')",message="http3 needs TLS 1.3: tls.maxVersion may not be 1.2"
 type ClientTrafficPolicySpec struct {
 	// TargetRefs are the Gateways (group gateway.networking.k8s.io, kind
 	// Gateway) in the policy's namespace that it applies to; sectionName
 	// narrows a target to one listener by name. At least one.
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=16
+	// +kubebuilder:validation:XValidation:rule="self.all(r, r.group == 'gateway.networking.k8s.io' && r.kind == 'Gateway')",message="targetRefs must be Gateways (group gateway.networking.k8s.io, kind Gateway)"
 	TargetRefs []gwv1.LocalPolicyTargetReferenceWithSectionName `json:"targetRefs"`
 	// TLS of HTTPS listeners.
 	TLS *ClientTLSSettings `json:"tls,omitempty"`
@@ -77,6 +84,8 @@ type ClientTrafficPolicySpec struct {
 }
 
 // XFCCMode is a value of ClientTrafficPolicySpec.XFCC.
+//
+// +kubebuilder:validation:Enum=Sanitize;SanitizeSet;Forward
 type XFCCMode string
 
 // XFCC modes.
@@ -87,12 +96,16 @@ const (
 )
 
 // ClientTLSSettings tune the TLS handshake of HTTPS listeners.
+//
+// +kubebuilder:validation:XValidation:rule="!has(self.minVersion) || !has(self.maxVersion) || self.minVersion <= self.maxVersion",message="maxVersion may not be below minVersion"
 type ClientTLSSettings struct {
 	// MinVersion is the lowest TLS version accepted: "1.2" (the default)
 	// or "1.3".
+	// +kubebuilder:validation:Enum="1.2";"1.3"
 	MinVersion *string `json:"minVersion,omitempty"`
 	// MaxVersion is the highest TLS version accepted: "1.2" or "1.3" (the
 	// default). Not below MinVersion.
+	// +kubebuilder:validation:Enum="1.2";"1.3"
 	MaxVersion *string `json:"maxVersion,omitempty"`
 	// CipherSuites offered for TLS 1.2, by their IANA names as Go spells
 	// them (e.g. TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256); only suites Go
@@ -102,11 +115,16 @@ type ClientTLSSettings struct {
 	// requires (TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256 or
 	// TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256) must be listed. Empty: Go's
 	// defaults.
+	// +kubebuilder:validation:MaxItems=32
+	// +kubebuilder:validation:items:Pattern=`^TLS_[A-Z0-9_]+$`
 	CipherSuites []string `json:"cipherSuites,omitempty"`
 	// ALPNProtocols offered, in preference order: "h2" and "http/1.1".
 	// Leaving h2 out serves HTTP/1.1 only; a client that offers only
 	// protocols outside the list is refused at the handshake. Empty: h2,
 	// http/1.1.
+	// +kubebuilder:validation:MaxItems=2
+	// +kubebuilder:validation:items:Enum=h2;http/1.1
+	// +listType=set
 	ALPNProtocols []string `json:"alpnProtocols,omitempty"`
 	// SessionResumption lets clients resume TLS sessions with session
 	// tickets, saving a full handshake. Default true; false makes every
@@ -119,6 +137,7 @@ type ConnectionSettings struct {
 	// MaxConnections served at once on the listener's socket; further
 	// clients wait in the kernel's accept queue. At least 1. Default: the
 	// proxy's (10000).
+	// +kubebuilder:validation:Minimum=1
 	MaxConnections *int32 `json:"maxConnections,omitempty"`
 	// IdleTimeout closes a client connection that has no request in
 	// flight for this long, e.g. "90s". Default: the proxy's (120s).
@@ -130,6 +149,7 @@ type HTTPSettings struct {
 	// MaxHeaderBytes bounds the request line and headers of one request;
 	// beyond it the answer is 431. At least 1024. Default: the proxy's
 	// (64 KiB).
+	// +kubebuilder:validation:Minimum=1024
 	MaxHeaderBytes *int32 `json:"maxHeaderBytes,omitempty"`
 	// RequestHeaderTimeout bounds the time a client takes to send a
 	// request's headers, e.g. "5s". Default: the proxy's (10s).
@@ -152,12 +172,15 @@ type HTTP3Settings struct {
 type HTTP2Settings struct {
 	// MaxConcurrentStreams a client may open on one connection; at least
 	// 1. Default 250.
+	// +kubebuilder:validation:Minimum=1
 	MaxConcurrentStreams *int32 `json:"maxConcurrentStreams,omitempty"`
 	// InitialStreamWindowSize is each stream's flow-control window for
 	// request bodies, in bytes; at least 1. Default 1 MiB.
+	// +kubebuilder:validation:Minimum=1
 	InitialStreamWindowSize *int32 `json:"initialStreamWindowSize,omitempty"`
 	// InitialConnectionWindowSize is the whole connection's flow-control
 	// window, in bytes; at least 65535 (the protocol's initial window).
 	// Default 1 MiB.
+	// +kubebuilder:validation:Minimum=65535
 	InitialConnectionWindowSize *int32 `json:"initialConnectionWindowSize,omitempty"`
 }

@@ -35,10 +35,11 @@ type Protocol string
 const (
 	ProtocolHTTP  Protocol = "HTTP"  // plain HTTP/1.1 and h2c (prior knowledge)
 	ProtocolHTTPS Protocol = "HTTPS" // TLS terminated here; h2 and HTTP/1.1 by ALPN
-	// ProtocolTLS routes TLS connections by SNI (L4Routes). With TLS set the
-	// connection is terminated here and its plaintext forwarded (Gateway API
-	// TLS listener, mode Terminate); without, the ClientHello is peeked and
-	// the encrypted stream passed through untouched (mode Passthrough).
+	// ProtocolTLS routes TLS connections by the SNI of their peeked
+	// ClientHello (L4Routes). A route with Terminate completes the
+	// handshake here and forwards the plaintext (Gateway API TLS listener,
+	// mode Terminate); the others get the encrypted stream, ClientHello
+	// included, untouched (mode Passthrough). One socket may mix both.
 	ProtocolTLS Protocol = "TLS"
 	ProtocolTCP Protocol = "TCP" // bytes to the first L4Route's backends
 	ProtocolUDP Protocol = "UDP" // datagrams, per-client sessions
@@ -53,7 +54,9 @@ type Listener struct {
 	Address  string   `json:"address"`
 	Port     int      `json:"port"`
 	Protocol Protocol `json:"protocol"`
-	// TLS is set when Protocol is HTTPS.
+	// TLS is set when Protocol is HTTPS, and when Protocol is TLS and a
+	// route terminates (L4Route.Terminate): its certificates are those of
+	// the terminating Gateway listeners.
 	TLS *TLS `json:"tls,omitempty"`
 	// VirtualHosts in precedence order: exact domains first, then wildcard
 	// domains longest first, then "*". A request is served by the first
@@ -127,6 +130,12 @@ type L4Route struct {
 	// IdleTimeout closes a connection or UDP session idle this long;
 	// zero means the proxy's default.
 	IdleTimeout Duration `json:"idleTimeout,omitempty"`
+	// Terminate (TLS listeners only): the connection is terminated with
+	// the listener's TLS certificates, chosen by SNI as for HTTPS, before
+	// its plaintext is forwarded; false passes it through encrypted. A TLS
+	// listener with TLS set and no route with Terminate terminates every
+	// route (the meaning of TLS before this field existed).
+	Terminate bool `json:"terminate,omitempty"`
 }
 
 // TLS is the server side TLS of an HTTPS listener.
@@ -207,6 +216,9 @@ type Route struct {
 	Redirect        *Redirect       `json:"redirect,omitempty"`
 	Rewrite         *Rewrite        `json:"rewrite,omitempty"`
 	Mirrors         []*Mirror       `json:"mirrors,omitempty"`
+	// CORS, nil for none, answers CORS preflights at the gateway and adds
+	// the CORS response headers to cross-origin requests.
+	CORS *CORS `json:"cors,omitempty"`
 
 	// Backends share the traffic by weight. A Backend with Cluster == ""
 	// is invalid: its share of the traffic is answered 500. With no
@@ -332,6 +344,29 @@ type Mirror struct {
 	Denominator int32 `json:"denominator"`
 }
 
+// CORS is the Gateway API HTTPRoute CORS filter. The zero value allows no
+// origin: preflights are answered without CORS headers.
+type CORS struct {
+	// AllowOrigins are "*" alone (any origin) or serialized origins
+	// "scheme://host[:port]" (scheme http or https, host in lower case;
+	// without a port the scheme's default, 80 or 443, is meant). A host
+	// may start with "*", which matches one or more characters, dots
+	// included ("https://*.example.com"), or be "*" alone (any host).
+	AllowOrigins []string `json:"allowOrigins,omitempty"`
+	// AllowCredentials adds Access-Control-Allow-Credentials: true; the
+	// proxy then never answers "*" in place of an origin, method or header.
+	AllowCredentials bool `json:"allowCredentials,omitempty"`
+	// AllowMethods are methods, or "*" alone for any. Empty: the header is
+	// omitted (browsers then allow the safelisted GET, HEAD, POST).
+	AllowMethods []string `json:"allowMethods,omitempty"`
+	// AllowHeaders and ExposeHeaders are header names, or "*" alone.
+	AllowHeaders  []string `json:"allowHeaders,omitempty"`
+	ExposeHeaders []string `json:"exposeHeaders,omitempty"`
+	// MaxAge is Access-Control-Max-Age in seconds; 0 means 5, the
+	// Gateway API default.
+	MaxAge int32 `json:"maxAge,omitempty"`
+}
+
 // Backend is a weighted destination of a route.
 type Backend struct {
 	// Cluster names a Cluster of the Config; "" marks an invalid reference
@@ -341,6 +376,9 @@ type Backend struct {
 	// Per-backend filters, applied after the route's.
 	RequestHeaders  *HeaderModifier `json:"requestHeaders,omitempty"`
 	ResponseHeaders *HeaderModifier `json:"responseHeaders,omitempty"`
+	// CORS, nil for none, replaces the route's CORS for requests sent to
+	// this backend (preflights too: they are answered as if sent here).
+	CORS *CORS `json:"cors,omitempty"`
 	// Name for logs and metrics, e.g. "Service/default/app:8080".
 	Name string `json:"name"`
 }
@@ -522,6 +560,25 @@ type LoadBalancer struct {
 	HashOn []HashKey `json:"hashOn,omitempty"`
 	// SlowStart ramps a new endpoint's share up over this window.
 	SlowStart Duration `json:"slowStart,omitempty"`
+	// LocalityDistribute replaces priority failover for a proxy whose own
+	// locality matches a rule's From: traffic is spread over localities by
+	// weight. Empty: failover by priority (same zone, region, any).
+	LocalityDistribute []LocalityDistribution `json:"localityDistribute,omitempty"`
+}
+
+// LocalityDistribution spreads the traffic of proxies in From over
+// localities. Localities are "region/zone" patterns in which either part
+// may be "*" ("*" alone is "*/*").
+type LocalityDistribution struct {
+	From string `json:"from"`
+	// To, ordered by Locality; weights are percentages summing to 100.
+	To []LocalityWeight `json:"to"`
+}
+
+// LocalityWeight is the share of one locality pattern.
+type LocalityWeight struct {
+	Locality string `json:"locality"`
+	Weight   int    `json:"weight"`
 }
 
 // HashKey is one source of a consistent-hash key; exactly one field is set.

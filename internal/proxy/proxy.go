@@ -106,6 +106,7 @@ func New(opts Options) *Proxy {
 	if opts.IdleTimeout <= 0 {
 		opts.IdleTimeout = 120 * time.Second
 	}
+	opts.Metrics.WatchUpstreams(opts.Upstreams) // endpoint ejections and health, read at scrape time
 	bg, stop := context.WithCancel(context.Background())
 	return &Proxy{
 		opts:        opts,

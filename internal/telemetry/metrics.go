@@ -1,11 +1,13 @@
 // Package telemetry records what the data plane does: Prometheus metrics per
-// route and listener, and JSON access logs. It sits at the end of the request
-// path (the proxy calls it once a request is finished) and is read by the
-// admin server's /metrics endpoint.
+// route and listener, the state of upstream endpoints, and JSON access
+// logs. It sits at the end of the request path (the proxy calls it once a
+// request is finished) and is read by the admin server's /metrics endpoint.
 //
 // Handles (RouteStats, ListenerStats) are resolved once, when the proxy
 // compiles a configuration, so that recording a request touches only atomic
-// counters: no map lookup, no label hashing, no allocation.
+// counters: no map lookup, no label hashing, no allocation. Upstream
+// endpoint metrics cost requests nothing: they are read from the upstream
+// Manager at scrape time (WatchUpstreams).
 package telemetry
 
 import (
@@ -41,6 +43,7 @@ type Metrics struct {
 	connsActive *prometheus.GaugeVec
 	connsTotal  *prometheus.CounterVec
 	retries     *prometheus.CounterVec
+	upstreams   *upstreamCollector
 
 	mu        sync.Mutex
 	routes    map[routeKey]*RouteStats
@@ -84,6 +87,7 @@ func NewMetrics() *Metrics {
 			Name: "causeway_upstream_retries_total",
 			Help: "Retries of failed upstream attempts made by route retry policies.",
 		}, []string{"gateway", "route"}),
+		upstreams: newUpstreamCollector(),
 		routes:    make(map[routeKey]*RouteStats),
 		listeners: make(map[string]*ListenerStats),
 	}
@@ -91,6 +95,7 @@ func NewMetrics() *Metrics {
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.requests, m.duration, m.bytesIn, m.bytesOut, m.connsActive, m.connsTotal, m.retries,
+		m.upstreams,
 	)
 	return m
 }

@@ -80,7 +80,7 @@ func (t *translator) indexPolicies() {
 	for _, p := range pols {
 		e := t.entry(kindBTP, p.Namespace, p.Name)
 		res[p] = e
-		l, err := compilePolicy(p)
+		l, err := compileBackendPolicy(p)
 		if err != nil {
 			e.Conditions = append(e.Conditions, cond(status.Accepted, false, status.ReasonInvalid, err.field, "%s", err.msg))
 			continue

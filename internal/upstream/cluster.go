@@ -35,6 +35,7 @@ type Cluster struct {
 	members  []*member // in spec order
 	lb       ir.LoadBalancer
 	keys     []hashKey
+	dist     *distribution // nil: failover by priority (locality.go)
 	hc       *healthConfig // nil: no active health checks
 	hcRun    *healthRun    // running checkers, nil when none
 	outlier  *outlierConfig
@@ -55,6 +56,8 @@ type member struct {
 	key  epKey
 	prio int // locality priority: 0 same zone, 1 same region, 2 other
 
+	zone, region string // for locality distribution (distribute.go)
+
 	// Request path, lock-free.
 	active                     atomic.Int64 // requests in flight
 	cons5xx, consGW, consLocal atomic.Int32
@@ -67,6 +70,10 @@ type member struct {
 	ejections int       // times ejected, decaying; multiplies the ejection time
 	decayAt   time.Time // when ejections next decreases, if not ejected again
 	rampFrom  time.Time // slow start origin; zero: full weight
+
+	// Counts for metrics (Manager.EndpointStats), under c.mu; they live
+	// as long as the member.
+	ejectedTotal, toHealthy, toUnhealthy uint64
 }
 
 // up reports whether m may take traffic outside panic mode. c.mu held.
@@ -117,6 +124,7 @@ func (c *Cluster) configure(ic *ir.Cluster) {
 	if c.lb.Policy == ir.LBRingHash || c.lb.Policy == ir.LBMaglev {
 		c.keys = compileKeys(c.lb.HashOn)
 	}
+	c.dist = c.m.distributionFor(c.lb.LocalityDistribute)
 	c.hc = newHealthConfig(ic.HealthCheck)
 	c.outlier = newOutlierConfig(ic.Outlier)
 	c.panicPct = 50
@@ -153,6 +161,7 @@ func (c *Cluster) setTargets(ts []target) {
 		}
 		mb.weight = t.weight
 		mb.prio = c.m.priority(t.zone, t.region)
+		mb.zone, mb.region = t.zone, t.region
 		members = append(members, mb)
 	}
 	c.members = members
@@ -180,7 +189,6 @@ func (c *Cluster) has(mb *member) bool { return slices.Contains(c.members, mb) }
 
 // rebuildLocked publishes a new snapshot. c.mu held.
 func (c *Cluster) rebuildLocked(now time.Time) {
-	chosen, panicking := c.selectLocked()
 	eps := make([]*endpoint, len(c.members))
 	for i, mb := range c.members {
 		eps[i] = mb.ep
@@ -191,10 +199,15 @@ func (c *Cluster) rebuildLocked(now time.Time) {
 		keys:    c.keys,
 		breaker: c.breaker,
 		outlier: c.outlier,
-		panic:   panicking,
 	}
-	if len(chosen) > 0 {
-		st.picker = newPicker(c.lb.Policy, chosen, c.weightsLocked(chosen, now))
+	if p := c.distributeLocked(now); p != nil {
+		st.picker = p
+	} else {
+		chosen, panicking := c.selectLocked()
+		st.panic = panicking
+		if len(chosen) > 0 {
+			st.picker = newPicker(c.lb.Policy, chosen, c.weightsLocked(chosen, now))
+		}
 	}
 	c.state.Store(st)
 }

@@ -84,7 +84,10 @@ func (e *endpoint) roundTripH1(req *http.Request) (*http.Response, bool, error) 
 		if c == nil {
 			var err error
 			if c, err = e.newConn(ctx); err != nil {
-				if attempt == 0 {
+				// After a stale pooled connection, a request without a
+				// body is as untouched as before it: another endpoint
+				// may take it (the endpoint died since it was pooled).
+				if attempt == 0 || body == nil {
 					return nil, errors.Is(err, ErrConnect), err
 				}
 				closeBody(body)

@@ -204,6 +204,9 @@ func (c *Cluster) setHealth(r *healthRun, mb *member, healthy bool) {
 	mb.hcOK = healthy
 	if healthy {
 		mb.rampFrom = now
+		mb.toHealthy++
+	} else {
+		mb.toUnhealthy++
 	}
 	c.rebuildLocked(now)
 	c.armLocked(now)

@@ -1,7 +1,8 @@
 package upstream
 
 // Locality-aware endpoint selection, applied each time a cluster's
-// snapshot is rebuilt (never per request).
+// snapshot is rebuilt (never per request): failover by priority, used
+// unless a weighted distribution rule applies (distribute.go).
 //
 // Endpoints fall into three priorities against the proxy's
 // Options.Zone/Region: 0 the same zone (and region, when both name one),

@@ -176,6 +176,7 @@ func (c *Cluster) eject(mb *member) {
 	}
 	now := time.Now()
 	mb.ejections++
+	mb.ejectedTotal++
 	mb.ejected = true
 	d := min(o.base*time.Duration(mb.ejections), max(o.base, maxEjection))
 	mb.until = now.Add(d)

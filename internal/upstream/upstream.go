@@ -14,7 +14,10 @@
 // immutable snapshot (atomic.Pointer) holding the picker over the
 // endpoints that take traffic now; it is rebuilt when health checks
 // (health.go), outlier detection (outlier.go), locality (locality.go),
-// slow start or the endpoint set change it, never per request. A request
+// slow start or the endpoint set change it, never per request; weighted
+// locality distribution (distribute.go) wraps the picker in one that
+// chooses a locality first. EndpointStats reports ejections and health for
+// metrics. A request
 // loads the snapshot, passes the circuit breaker (breaker.go), picks
 // (picker.go, hash.go) and reports its outcome to outlier detection, all
 // with atomics.
@@ -53,7 +56,9 @@ type Options struct {
 
 	// Zone and Region locate this proxy. With either set, clusters prefer
 	// endpoints in the same zone, then the same region, then any (see
-	// LocalityFailoverThreshold). Empty: no locality preference.
+	// LocalityFailoverThreshold), unless a cluster's LocalityDistribute has
+	// a rule for this locality (distribute.go). Empty: no locality
+	// preference; only a distribution rule from "*" applies.
 	Zone, Region string
 	// LocalityFailoverThreshold is the percentage of healthy endpoints a
 	// locality needs to keep all of the traffic; default 70. The rule, per
