@@ -13,17 +13,22 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	"sync"
 	"syscall"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
+	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	"causeway.dev/causeway/internal/admin"
 	"causeway.dev/causeway/internal/gateway"
+	"causeway.dev/causeway/internal/leader"
 	"causeway.dev/causeway/internal/provider/kube"
 	"causeway.dev/causeway/internal/proxy"
+	"causeway.dev/causeway/internal/resource"
+	"causeway.dev/causeway/internal/status"
 	"causeway.dev/causeway/internal/telemetry"
 	"causeway.dev/causeway/internal/translate"
 )
@@ -40,6 +45,8 @@ func runController(args []string) error {
 	poolFlag := fs.String("gateway-address-pool", "127.0.2.0/24", "addresses for Gateways without spec.addresses: CIDRs and IPs, comma-separated; \"\" binds them on all interfaces")
 	feats := fs.String("supported-features", strings.Join(supportedFeatures, ","), "Gateway API features published in the GatewayClass status")
 	class := fs.String("gateway-class", "causeway", "GatewayClass to create if missing, naming this controller; \"\" creates none")
+	var le leader.Flags
+	le.Register(fs)
 	_ = fs.Parse(args)
 	if f.config != "" {
 		return errors.New("controller: --config is for `causeway gateway`; resources come from the API server")
@@ -81,10 +88,11 @@ func runController(args []string) error {
 	if err != nil {
 		return err
 	}
+	statusOut := &leaderStatus{sw: sw}
 	metrics := telemetry.NewMetrics()
 	gw := gateway.New(gateway.Options{
 		Provider:    prov,
-		Status:      sw,
+		Status:      statusOut,
 		AddressPool: pool,
 		Logger:      log,
 		Proxy: proxy.Options{
@@ -111,7 +119,24 @@ func runController(args []string) error {
 			return err
 		}
 	}
-	go func() { _ = sw.Run(ctx) }()
+	elector, err := le.Elector(cfg, log)
+	if err != nil {
+		return err
+	}
+	if elector == nil {
+		go func() { _ = sw.Run(ctx) }()
+	} else {
+		// Every replica serves; only the leader writes status. Run returns
+		// after releasing the Lease, before the process exits.
+		done := make(chan struct{})
+		defer func() { stop(); <-done }()
+		go func() {
+			defer close(done)
+			if err := elector.Run(ctx, statusOut.lead); err != nil {
+				log.Warn("leader election", "error", err)
+			}
+		}()
+	}
 	runErr := gw.Run(ctx)
 
 	log.Info("draining", "timeout", f.drain.String())
@@ -131,6 +156,8 @@ func runController(args []string) error {
 var supportedFeatures = []string{
 	"Gateway", "HTTPRoute", "ReferenceGrant", "GRPCRoute", "TLSRoute", "TCPRoute",
 	"TLSRouteModeTerminate",
+	"TLSRouteModeMixed",
+	"HTTPRouteCORS",
 }
 
 // ensureClass creates the GatewayClass name for this controller unless it
@@ -207,4 +234,30 @@ func lastAddr(p netip.Prefix) netip.Addr {
 	}
 	a, _ := netip.AddrFromSlice(b)
 	return a
+}
+
+// leaderStatus passes reports to the status writer and keeps the latest,
+// so that each leadership term starts by writing it: the term before may
+// have been cut short in the middle of writing it.
+type leaderStatus struct {
+	sw   *kube.StatusWriter
+	mu   sync.Mutex
+	last func()
+}
+
+func (l *leaderStatus) Update(snap *resource.Snapshot, rep *status.Report, addrs func(*gwv1.Gateway) []string) {
+	l.mu.Lock()
+	l.last = func() { l.sw.Update(snap, rep, addrs) }
+	l.mu.Unlock()
+	l.sw.Update(snap, rep, addrs)
+}
+
+// lead writes status while ctx lasts (leader.Elector.Run's lead).
+func (l *leaderStatus) lead(ctx context.Context) {
+	l.mu.Lock()
+	if l.last != nil {
+		l.last()
+	}
+	l.mu.Unlock()
+	_ = l.sw.Run(ctx)
 }
