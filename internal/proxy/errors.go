@@ -21,6 +21,7 @@ func (x *exchange) localReply(w http.ResponseWriter, code int, flag, body string
 		return
 	}
 	x.status, x.flags = code, flag
+	x.corsHeaders(w.Header())
 	w.Header()["Content-Type"] = textPlain
 	w.WriteHeader(code)
 	n, _ := io.WriteString(w, body)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"causeway.dev/causeway/internal/filter/cors"
 	"causeway.dev/causeway/internal/filter/headers"
 	"causeway.dev/causeway/internal/filter/redirect"
 	"causeway.dev/causeway/internal/filter/rewrite"
@@ -45,6 +46,8 @@ type routeEntry struct {
 	grpc          bool                  // ir.Route.GRPC: local replies are gRPC statuses
 	retry         *retryPolicy          // nil: one attempt (retry.go)
 	fault         *faultPolicy          // nil: no fault injection (fault.go)
+	cors          *cors.Policy          // nil: none (cors.go)
+	backendCORS   bool                  // some backend has its own cors
 }
 
 // backendEntry is one weighted destination of a route.
@@ -56,6 +59,7 @@ type backendEntry struct {
 	respHeaders *headers.Modifier
 	stats       *telemetry.RouteStats
 	budget      *retryBudget // the cluster's retry budget, when the route retries
+	cors        *cors.Policy // nil: the route's (cors.go)
 }
 
 // mirrorEntry is one mirror of a route, sampled at num/den.
@@ -216,6 +220,9 @@ func (p *Proxy) compileRoute(vh *ir.VirtualHost, r *ir.Route, clusters map[strin
 		return nil, err
 	}
 	if e.fault, err = compileFault(r.Fault); err != nil {
+		return nil, err
+	}
+	if err = compileCORS(e, r); err != nil {
 		return nil, err
 	}
 	p.resolveRetry(e)

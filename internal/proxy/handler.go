@@ -38,6 +38,7 @@ type exchange struct {
 	retries   int  // retries made (retry.go)
 	urx       bool // the last attempt failed with no retry left: flag URX
 	tryCancel context.CancelCauseFunc
+	origin    string // Origin of a request to a route with CORS (cors.go)
 }
 
 // errUpstreamTimeout is the cancel cause of a route timeout.
@@ -85,8 +86,12 @@ func (ls *listener) serve(w http.ResponseWriter, r *http.Request, x *exchange) {
 	}
 	x.entry = e
 	x.grpc = x.grpc || e.grpc
+	if x.corsPreflight(w, r, e) {
+		return
+	}
 	if e.redirect != nil {
 		code, loc := e.redirect.Response(r, g.scheme, g.port)
+		x.corsHeaders(w.Header())
 		w.Header()["Location"] = []string{loc}
 		w.WriteHeader(code)
 		x.status = code

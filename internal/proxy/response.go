@@ -23,6 +23,7 @@ func (ls *listener) copyResponse(w http.ResponseWriter, resp *http.Response, x *
 	for k, v := range resp.Header {
 		h[k] = v
 	}
+	x.corsHeaders(h)
 	x.entry.respHeaders.Apply(h)
 	x.be.respHeaders.Apply(h)
 	if len(resp.Trailer) > 0 {

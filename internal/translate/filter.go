@@ -33,6 +33,7 @@ type ruleFilters struct {
 	redirect                *ir.Redirect
 	rewrite                 *ir.Rewrite
 	mirrors                 []*ir.Mirror
+	cors                    *ir.CORS
 	prefixRewrite           string // field of a ReplacePrefixMatch modifier, "" if none
 }
 
@@ -65,6 +66,8 @@ func (t *translator) compileFilters(kind, routeNS string, fs []gwv1.HTTPRouteFil
 			if err == nil && out.rewrite.Path != nil && out.rewrite.Path.Type == ir.ReplacePrefixMatch {
 				out.prefixRewrite = ff + ".urlRewrite.path"
 			}
+		case gwv1.HTTPRouteFilterCORS:
+			out.cors, err = corsFilter(f.CORS, ff+".cors")
 		case gwv1.HTTPRouteFilterRequestMirror:
 			var m *ir.Mirror
 			var problem *status.Condition
@@ -305,8 +308,10 @@ func backendFilters(fs []gwv1.HTTPRouteFilter, field string) (req, resp *ir.Head
 			req, err = headerModifier(f.RequestHeaderModifier, ff+".requestHeaderModifier")
 		case gwv1.HTTPRouteFilterResponseHeaderModifier:
 			resp, err = headerModifier(f.ResponseHeaderModifier, ff+".responseHeaderModifier")
+		case gwv1.HTTPRouteFilterCORS: // converted by backendCORS
+			_, err = corsFilter(f.CORS, ff+".cors")
 		default:
-			err = unsupported(ff+".type", "filter type %q is not supported on a backendRef; only RequestHeaderModifier and ResponseHeaderModifier", f.Type)
+			err = unsupported(ff+".type", "filter type %q is not supported on a backendRef; only RequestHeaderModifier, ResponseHeaderModifier and CORS", f.Type)
 		}
 		if err != nil {
 			return nil, nil, err

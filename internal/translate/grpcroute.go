@@ -73,14 +73,24 @@ type claim struct {
 	kind    string
 	key     nsName
 	domains []string // effective domains on the listener
+	// explicit: the route names hostnames (see conflict).
+	explicit bool
 }
 
 // conflict returns the claim of the other route kind on l that shares a
-// hostname with domains ds, or nil.
-func (l *listener) conflict(kind string, ds []string) *claim {
+// hostname with domains ds, or nil. Only routes that name hostnames
+// conflict: one without hostnames inherits the listener's and is served
+// beside the other kind, whose specific matches (a gRPC method is an exact
+// POST path) take precedence. The conformance suite relies on this: its
+// GRPCRoutes without hostnames share a Gateway with HTTPRoutes that name
+// some, and all must be accepted.
+func (l *listener) conflict(kind string, explicit bool, ds []string) *claim {
+	if !explicit {
+		return nil
+	}
 	for i := range l.claims {
 		c := &l.claims[i]
-		if c.kind == kind || (c.kind != kindGRPCRoute && kind != kindGRPCRoute) {
+		if !c.explicit || c.kind == kind || (c.kind != kindGRPCRoute && kind != kindGRPCRoute) {
 			continue
 		}
 		for _, a := range c.domains {

@@ -171,7 +171,8 @@ func (t *translator) compileRule(cr *compiledRoute, ri int) ([]*entry, []status.
 		if weight == 0 {
 			continue // no traffic; the reference is still checked above
 		}
-		backends = append(backends, &ir.Backend{Cluster: ref.cluster, Weight: weight, RequestHeaders: req, ResponseHeaders: resp, Name: ref.name})
+		backends = append(backends, &ir.Backend{Cluster: ref.cluster, Weight: weight, RequestHeaders: req, ResponseHeaders: resp, Name: ref.name,
+			CORS: backendCORS(br.Filters)})
 	}
 	entries := make([]*entry, len(irMatches))
 	for mi, m := range irMatches {
@@ -189,6 +190,7 @@ func (t *translator) compileRule(cr *compiledRoute, ri int) ([]*entry, []status.
 				Redirect:        f.redirect,
 				Rewrite:         f.rewrite,
 				Mirrors:         f.mirrors,
+				CORS:            f.cors,
 				Backends:        backends,
 				Timeouts:        to,
 			},
@@ -346,7 +348,7 @@ func (t *translator) attach(cr *compiledRoute, idx int, attached map[*listener]b
 			continue
 		}
 		matched++
-		if c := l.conflict(cr.kind, ds); c != nil {
+		if c := l.conflict(cr.kind, len(cr.hosts) > 0, ds); c != nil {
 			conflict = c
 			continue
 		}
@@ -357,7 +359,7 @@ func (t *translator) attach(cr *compiledRoute, idx int, attached map[*listener]b
 		if !attached[l] {
 			attached[l] = true
 			l.st.AttachedRoutes++
-			l.claims = append(l.claims, claim{kind: cr.kind, key: cr.key, domains: ds})
+			l.claims = append(l.claims, claim{kind: cr.kind, key: cr.key, domains: ds, explicit: len(cr.hosts) > 0})
 		}
 		if !l.programmed {
 			continue
