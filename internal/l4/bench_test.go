@@ -1,6 +1,7 @@
 package l4
 
 import (
+	"crypto/tls"
 	"io"
 	"net"
 	"testing"
@@ -51,5 +52,66 @@ func BenchmarkParseClientHello(b *testing.B) {
 		if _, _, err := parseClientHello(hello); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// BenchmarkTLSPassthroughConn measures one passthrough connection through
+// the gateway: accept, ClientHello peek, SNI match, dial, replay, one byte
+// back. The client sends a recorded ClientHello, so no TLS work is counted.
+func BenchmarkTLSPassthroughConn(b *testing.B) {
+	hello := clientHello(b, "db.example.com")
+	backend := serveTCP(b, func(c net.Conn) {
+		if _, err := io.ReadFull(c, make([]byte, len(hello))); err == nil {
+			_, _ = c.Write([]byte{1})
+		}
+	})
+	l := &ir.Listener{Name: "tls", Protocol: ir.ProtocolTLS, L4Routes: []*ir.L4Route{
+		l4route("r", []string{"db.example.com"}, "db"),
+	}}
+	_, gw := start(b, Options{}, l, map[string]Dialer{"db": &testDialer{addr: backend}})
+	one := make([]byte, 1)
+	b.ReportAllocs()
+	for b.Loop() {
+		c, err := net.Dial("tcp", gw)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := c.Write(hello); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := io.ReadFull(c, one); err != nil {
+			b.Fatal(err)
+		}
+		c.Close()
+	}
+}
+
+// BenchmarkTLSTerminateConn measures one terminated connection: a full
+// TLS 1.3 handshake with the gateway (client side included), one line of
+// plaintext to the backend and back.
+func BenchmarkTLSTerminateConn(b *testing.B) {
+	authority := newCA(b, "CA")
+	_, certPEM, keyPEM := authority.leaf(b, "tls.example.com")
+	backend := serveTCP(b, func(c net.Conn) { _, _ = io.Copy(c, c) })
+	r := l4route("r", []string{"tls.example.com"}, "echo")
+	r.Terminate = true
+	l := &ir.Listener{Name: "tls", Protocol: ir.ProtocolTLS, L4Routes: []*ir.L4Route{r},
+		TLS: &ir.TLS{Certificates: []*ir.Certificate{{CertPEM: certPEM, KeyPEM: keyPEM}}}}
+	_, gw := start(b, Options{}, l, map[string]Dialer{"echo": &testDialer{addr: backend}})
+	conf := &tls.Config{ServerName: "tls.example.com", RootCAs: authority.pool}
+	buf := make([]byte, 5)
+	b.ReportAllocs()
+	for b.Loop() {
+		c, err := tls.Dial("tcp", gw, conf)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := c.Write([]byte("ping\n")); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := io.ReadFull(c, buf); err != nil {
+			b.Fatal(err)
+		}
+		c.Close()
 	}
 }

@@ -5,9 +5,10 @@ import (
 	"io"
 )
 
-// TLS passthrough reads the ClientHello without terminating: the records
-// that carry it are read into a buffer, the server_name extension is parsed
-// here, and the buffer is then replayed to the backend unchanged.
+// Every TLS connection's ClientHello is read before anything else: the
+// records that carry it are read into a buffer, the server_name extension
+// is parsed here to choose the route, and the buffer is then replayed
+// unchanged, to the backend (passthrough) or to crypto/tls (terminate).
 
 const (
 	recordHeaderLen    = 5

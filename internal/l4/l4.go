@@ -5,12 +5,14 @@
 // which forwards whole connections or datagram sessions to the clusters of
 // internal/upstream through the Dialer interface.
 //
-// TLS passthrough peeks the ClientHello (parsed here, bounded to 16 KiB)
-// and replays it to the backend, so the client talks TLS with the backend
-// itself; TLS terminate completes the handshake with the listener's
-// certificate for the SNI and forwards the plaintext. Bytes are copied with
-// the concrete connection types so that Go uses splice(2) between TCP
-// sockets.
+// A TLS connection's ClientHello is always peeked (parsed here, bounded to
+// 16 KiB) and its SNI chooses the route. A passthrough route replays the
+// ClientHello to the backend, so the client talks TLS with the backend
+// itself; a terminating route hands the connection, ClientHello replayed
+// first, to crypto/tls with the listener's certificate for the SNI and
+// forwards the plaintext. Both kinds may share a listener (Gateway API
+// TLSRouteModeMixed). Bytes are copied with the concrete connection types
+// so that Go uses splice(2) between TCP sockets.
 //
 // Concurrency: Swap, Serve, ServePacket and Shutdown may be called from any
 // goroutine. A connection loads the current Table once, with one atomic
@@ -55,8 +57,8 @@ type Options struct {
 	// MaxSessions bounds the UDP sessions; datagrams from new clients
 	// beyond it are dropped. 0: 10000.
 	MaxSessions int
-	// HandshakeTimeout bounds reading the ClientHello (passthrough) or the
-	// whole TLS handshake (terminate). 0: 10s.
+	// HandshakeTimeout bounds reading the ClientHello (passthrough) or it
+	// and the whole TLS handshake (terminate). 0: 10s.
 	HandshakeTimeout time.Duration
 	// ConnectTimeout bounds dialling a backend. 0: 10s (a Dialer may
 	// apply a shorter bound of its own).
@@ -178,47 +180,26 @@ func (s *Server) serveConn(c net.Conn) {
 	}
 	log := s.opts.Logger
 	var (
-		client  = c
-		replay  []byte
-		sni     string
-		bufp    *[]byte
-		deadErr error
+		client = c
+		replay []byte
+		sni    string
+		bufp   *[]byte
 	)
 	if t.proto == ir.ProtocolTLS {
-		deadErr = c.SetReadDeadline(time.Now().Add(s.opts.HandshakeTimeout))
-		if t.terminate {
-			tc := tls.Server(c, &tls.Config{
-				MinVersion:     tls.VersionTLS12,
-				GetCertificate: func(h *tls.ClientHelloInfo) (*tls.Certificate, error) { return t.certs.Pick(h.ServerName), nil },
-			})
-			ctx, cancel := context.WithTimeout(context.Background(), s.opts.HandshakeTimeout)
-			err := tc.HandshakeContext(ctx)
-			cancel()
-			if err != nil {
-				log.Debug("l4: TLS handshake failed", "remote", c.RemoteAddr(), "err", err)
-				_ = c.Close()
-				return
+		bufp = s.bufs.Get().(*[]byte)
+		defer func() {
+			if bufp != nil { // not yet given back below
+				s.bufs.Put(bufp)
 			}
-			client, sni = tc, tc.ConnectionState().ServerName
-		} else {
-			bufp = s.bufs.Get().(*[]byte)
-			defer func() {
-				if bufp != nil { // not yet given back below
-					s.bufs.Put(bufp)
-				}
-			}()
-			var err error
+		}()
+		// One deadline bounds the ClientHello and, when terminating, the
+		// whole handshake.
+		err := c.SetDeadline(time.Now().Add(s.opts.HandshakeTimeout))
+		if err == nil {
 			replay, sni, err = readHello(c, *bufp)
-			if err != nil {
-				log.Debug("l4: no ClientHello", "remote", c.RemoteAddr(), "err", err)
-				_ = c.Close()
-				return
-			}
 		}
-		if deadErr == nil {
-			deadErr = c.SetReadDeadline(time.Time{})
-		}
-		if deadErr != nil {
+		if err != nil {
+			log.Debug("l4: no ClientHello", "remote", c.RemoteAddr(), "err", err)
 			_ = c.Close()
 			return
 		}
@@ -226,14 +207,37 @@ func (s *Server) serveConn(c net.Conn) {
 	r := t.match(sni)
 	if r == nil {
 		log.Debug("l4: no route", "remote", c.RemoteAddr(), "sni", sni)
-		_ = client.Close()
+		_ = c.Close()
 		return
 	}
 	b := r.pick()
 	if b == nil || b.d == nil {
 		log.Debug("l4: backend refused", "route", r.name, "remote", c.RemoteAddr())
-		_ = client.Close()
+		_ = c.Close()
 		return
+	}
+	if r.terminate {
+		// crypto/tls reads the peeked ClientHello again, then the socket.
+		rc := &replayConn{Conn: c, pending: replay}
+		tc := tls.Server(rc, t.tls)
+		if err := tc.Handshake(); err != nil {
+			log.Debug("l4: TLS handshake failed", "route", r.name, "remote", c.RemoteAddr(), "err", err)
+			_ = c.Close()
+			return
+		}
+		if len(rc.pending) > 0 {
+			// Bytes after the ClientHello not read yet: keep them, the
+			// buffer goes back to the pool.
+			rc.pending = append([]byte(nil), rc.pending...)
+		}
+		s.bufs.Put(bufp)
+		client, replay, bufp = tc, nil, nil
+	}
+	if t.proto == ir.ProtocolTLS {
+		if err := c.SetDeadline(time.Time{}); err != nil {
+			_ = c.Close()
+			return
+		}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), s.opts.ConnectTimeout)
 	up, addr, err := b.d.DialContext(ctx)
@@ -418,4 +422,21 @@ func copyConn(dst, src net.Conn) (int64, error) {
 		return wt.WriteTo(dst)
 	}
 	return io.Copy(dst, src)
+}
+
+// replayConn is a client connection whose first reads return the bytes
+// already peeked from it (the ClientHello), so that crypto/tls can
+// terminate a connection whose SNI chose its route.
+type replayConn struct {
+	net.Conn
+	pending []byte
+}
+
+func (c *replayConn) Read(p []byte) (int, error) {
+	if len(c.pending) > 0 {
+		n := copy(p, c.pending)
+		c.pending = c.pending[n:]
+		return n, nil
+	}
+	return c.Conn.Read(p)
 }

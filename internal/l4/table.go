@@ -1,6 +1,7 @@
 package l4
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"math"
@@ -19,12 +20,14 @@ const (
 )
 
 // Table is the compiled, immutable configuration of one L4 listener: its
-// routes (by SNI for TLS) and, for TLS termination, its certificates. A
-// connection loads the Table once when it is accepted.
+// routes (by SNI for TLS) and, when some route terminates TLS, the server
+// configuration with its certificates. A connection loads the Table once
+// when it is accepted.
 type Table struct {
-	proto     ir.Protocol
-	terminate bool       // TLS listener that terminates (certs set)
-	certs     *certs.Set // terminate only
+	proto ir.Protocol
+	// tls serves the routes that terminate; nil when none does. One
+	// config per Table, so that session tickets resume across connections.
+	tls *tls.Config
 
 	exact map[string]*route // lower-case SNI
 	wild  map[string]*route // "*.example.com" stored as ".example.com"
@@ -34,11 +37,12 @@ type Table struct {
 
 // route is one ir.L4Route with its backends' cumulative weights.
 type route struct {
-	name     string
-	idle     time.Duration
-	backends []backend
-	cum      []uint32
-	total    uint32
+	name      string
+	idle      time.Duration
+	terminate bool // TLS: handshake here, forward plaintext
+	backends  []backend
+	cum       []uint32
+	total     uint32
 }
 
 // backend is one weighted destination; d is nil when the cluster is
@@ -55,16 +59,30 @@ type backend struct {
 // Compile does no I/O besides parsing certificates.
 func Compile(l *ir.Listener, known func(cluster string) bool) (*Table, error) {
 	t := &Table{proto: l.Protocol, exact: map[string]*route{}, wild: map[string]*route{}}
+	// legacy: an IR from before L4Route.Terminate, where TLS alone meant
+	// that every route terminates.
+	legacy, terminates := l.Protocol == ir.ProtocolTLS && l.TLS != nil, false
+	for _, lr := range l.L4Routes {
+		if lr != nil && lr.Terminate {
+			legacy, terminates = false, true
+		}
+	}
 	switch l.Protocol {
 	case ir.ProtocolTLS:
-		if l.TLS != nil {
+		if legacy || terminates {
 			cs, err := compileCerts(l.TLS)
 			if err != nil {
 				return nil, err
 			}
-			t.terminate, t.certs = true, cs
+			t.tls = &tls.Config{
+				MinVersion:     tls.VersionTLS12,
+				GetCertificate: func(h *tls.ClientHelloInfo) (*tls.Certificate, error) { return cs.Pick(h.ServerName), nil },
+			}
 		}
 	case ir.ProtocolTCP, ir.ProtocolUDP:
+		if terminates {
+			return nil, fmt.Errorf("TLS termination on a %s listener", l.Protocol)
+		}
 	default:
 		return nil, fmt.Errorf("protocol %q is not an L4 protocol", l.Protocol)
 	}
@@ -76,7 +94,7 @@ func Compile(l *ir.Listener, known func(cluster string) bool) (*Table, error) {
 		if lr == nil {
 			continue
 		}
-		r := &route{name: lr.Name, idle: time.Duration(lr.IdleTimeout)}
+		r := &route{name: lr.Name, idle: time.Duration(lr.IdleTimeout), terminate: lr.Terminate || legacy}
 		if r.idle < 0 {
 			return nil, fmt.Errorf("route %s: negative idle timeout", lr.Name)
 		}
@@ -180,14 +198,16 @@ func (r *route) pick() *backend {
 	return nil
 }
 
-// compileCerts parses the certificates of a terminating TLS listener.
+// compileCerts parses the certificates of a TLS listener with routes that
+// terminate.
 func compileCerts(t *ir.TLS) (*certs.Set, error) {
+	errNone := errors.New("TLS listener with terminating routes but no certificates")
 	if t == nil {
-		return nil, errors.New("TLS listener in terminate mode without certificates")
+		return nil, errNone
 	}
 	s, err := certs.Compile(t.Certificates)
 	if errors.Is(err, certs.ErrNone) {
-		return nil, errors.New("TLS listener in terminate mode without certificates")
+		return nil, errNone
 	}
 	return s, err
 }

@@ -326,11 +326,11 @@ func (t *translator) applyBackendTLS(cfg *ir.Config) {
 				done[k] = vh.Routes[i]
 			}
 		}
-		// Only a TLS listener that terminates re-encrypts towards its
+		// Only a TLS route that terminates re-encrypts towards its
 		// backends; TCP and passthrough routes carry bytes as they are,
 		// so their clusters drop the policy's TLS.
-		terminate := l.Protocol == ir.ProtocolTLS && l.TLS != nil
 		for _, r := range l.L4Routes {
+			terminate := l.Protocol == ir.ProtocolTLS && r.Terminate
 			for _, b := range r.Backends {
 				if !terminate {
 					b.Cluster = withoutTLS(b.Cluster)

@@ -414,7 +414,8 @@ func tlsSecret(sec *corev1.Secret) (crt, key []byte, err error) {
 // markConflicts applies Gateway API's distinctness rules within a Gateway:
 // listeners on one port must share the protocol (else all of them are
 // ProtocolConflict) and differ by hostname (else HostnameConflict). No
-// listener is picked as a winner.
+// listener is picked as a winner. TLS listeners of modes Terminate and
+// Passthrough share a port (TLSRouteModeMixed).
 func markConflicts(ls []*listener) {
 	byPort := map[int][]*listener{}
 	for _, l := range ls {
@@ -475,7 +476,7 @@ func (t *translator) claimSockets(l *listener, addrs []string) {
 	for _, a := range addrs {
 		name := socketName(a, l.port)
 		if s := t.sockets[name]; s != nil {
-			if s.l.Protocol != l.protocol || l4Mismatch(s, l) {
+			if s.l.Protocol != l.protocol { // TLS modes may mix (TLSRouteModeMixed)
 				c := cond(status.Conflicted, true, status.ReasonProtocolConflict, l.field()+".protocol",
 					"%s is already served with protocol %s for Gateway %s", name, s.l.Protocol, s.owner)
 				l.conflictCond = &c

@@ -21,9 +21,12 @@ import (
 
 // l4Listener is what a TLS, TCP or UDP listener adds to a listener.
 type l4Listener struct {
-	kind      string // the route kind it may take; "" for HTTP listeners
-	allowed   bool   // allowedRoutes.kinds admits kind
-	terminate bool   // TLS mode Terminate
+	kind    string // the route kind it may take; "" for HTTP listeners
+	allowed bool   // allowedRoutes.kinds admits kind
+	// terminate: TLS mode Terminate. TLS listeners of both modes may share
+	// a socket (TLSRouteModeMixed): each placed route carries its
+	// listener's mode, and the proxy chooses by the ClientHello's SNI.
+	terminate bool
 }
 
 // l4Placed is one ir.L4Route placed on a socket, with what orders it.
@@ -32,6 +35,7 @@ type l4Placed struct {
 	created metav1.Time
 	key     nsName
 	rule    int
+	lhost   string // hostname of the listener that placed it
 }
 
 // l4Route is a TCPRoute, TLSRoute or UDPRoute being translated.
@@ -125,12 +129,6 @@ func checkL4Kinds(l *listener, ar *gwv1.AllowedRoutes) {
 			"route kinds %s are not supported on a %s listener; supported: %s", strings.Join(bad, ", "), l.protocol, kind)
 		l.refsCond = &c
 	}
-}
-
-// l4Mismatch reports whether l cannot share socket s: both are TLS but one
-// terminates and the other passes through.
-func l4Mismatch(s *socket, l *listener) bool {
-	return len(s.listeners) > 0 && s.listeners[0].l4.terminate != l.l4.terminate
 }
 
 // allowsL4 reports whether a route of kind in namespace ns may attach to l.
@@ -263,7 +261,8 @@ func (t *translator) attachL4(r *l4Route, idx int, attached map[*listener]bool) 
 			for ri, lr := range r.routes {
 				placed := *lr
 				placed.Hostnames = hosts
-				s.l4 = append(s.l4, &l4Placed{route: &placed, created: r.created, key: r.key, rule: ri})
+				placed.Terminate = l.l4.terminate
+				s.l4 = append(s.l4, &l4Placed{route: &placed, created: r.created, key: r.key, rule: ri, lhost: l.hostname})
 			}
 		}
 	}
@@ -294,8 +293,10 @@ func (r *l4Route) refsCond() status.Condition {
 }
 
 // buildL4 fills the L4 listeners of cfg (built by build, which knows only
-// HTTP): their routes in precedence order, the certificates of TLS
-// listeners in mode Terminate, and the clusters their routes use.
+// HTTP): their routes in precedence order, the certificates of the TLS
+// listeners in mode Terminate when a route terminates (a socket without
+// such a route has none, which tells the proxy to pass everything
+// through), and the clusters their routes use.
 func (t *translator) buildL4(cfg *ir.Config) {
 	have := map[string]bool{}
 	for _, c := range cfg.Clusters {
@@ -306,15 +307,19 @@ func (t *translator) buildL4(cfg *ir.Config) {
 		if s == nil || l4Kind(l.Protocol) == "" {
 			continue
 		}
-		if len(s.listeners) > 0 && s.listeners[0].l4.terminate {
-			l.TLS = &ir.TLS{Certificates: certificates(s)}
-		}
 		sort.SliceStable(s.l4, func(i, j int) bool {
 			a, b := s.l4[i], s.l4[j]
 			if a.key != b.key {
 				return precedes(a.created, b.created, a.key, b.key)
 			}
-			return a.rule < b.rule
+			if a.rule != b.rule {
+				return a.rule < b.rule
+			}
+			// One rule placed by several listeners: the most specific
+			// listener first, so that it keeps a hostname placed twice
+			// (it decides the TLS mode of that name).
+			da, db := listenerDomain(a.lhost), listenerDomain(b.lhost)
+			return da != db && domainLess(da, db)
 		})
 		l.L4Routes = []*ir.L4Route{}
 		seen := map[string]bool{}
@@ -325,6 +330,9 @@ func (t *translator) buildL4(cfg *ir.Config) {
 			}
 			seen[k] = true
 			l.L4Routes = append(l.L4Routes, p.route)
+			if p.route.Terminate && l.TLS == nil {
+				l.TLS = &ir.TLS{Certificates: certificates(s)}
+			}
 			for _, b := range p.route.Backends {
 				if c := t.clusters[b.Cluster]; c != nil && !have[b.Cluster] {
 					have[b.Cluster] = true

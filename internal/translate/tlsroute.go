@@ -8,10 +8,11 @@ import (
 
 // newTLSRoute prepares a TLSRoute: its hostnames are SNI patterns,
 // intersected with the hostname of each listener it attaches to (attachL4),
-// exactly as HTTPRoute hostnames are. On a listener in mode Passthrough the
-// connection is routed by the ClientHello's SNI and forwarded encrypted; in
-// mode Terminate, by the SNI of the completed handshake, forwarded as
-// plaintext.
+// exactly as HTTPRoute hostnames are. Connections are routed by their
+// ClientHello's SNI; each placed rule carries its listener's mode (Terminate:
+// handshake at the gateway, plaintext forwarded; Passthrough: forwarded
+// encrypted), and listeners of both modes may share a port
+// (TLSRouteModeMixed).
 func (t *translator) newTLSRoute(r *gwv1.TLSRoute) *l4Route {
 	lr := &l4Route{kind: "TLSRoute", key: nsName{r.Namespace, r.Name}, created: r.CreationTimestamp, parents: r.Spec.ParentRefs}
 	for i, h := range r.Spec.Hostnames {

@@ -1,0 +1,175 @@
+package e2e
+
+import (
+	"bufio"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestTLSMixed: TLS listeners in modes Terminate and Passthrough on one
+// port (Gateway API TLSRouteModeMixed), in one Gateway as the conformance
+// test has them and across two Gateways sharing the address and port. The
+// terminating SNIs get the gateway's certificates and reach a plaintext
+// TCP backend; the passthrough SNI completes its handshake with a real TLS
+// backend; any other SNI is refused.
+func TestTLSMixed(t *testing.T) {
+	beCert, beKey := selfSigned(t, "abc.example.com")
+	pair, err := tls.X509KeyPair(beCert, beKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tlsLn, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{pair}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tlsLn.Close() })
+	go acceptEcho(tlsLn)
+	// The plaintext backend answers each line it reads prefixed, so a
+	// reply proves it received plaintext, not TLS records.
+	plainLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { plainLn.Close() })
+	go acceptLines(plainLn)
+
+	termCert, termKey := selfSigned(t, "tls.example.com")
+	otherCert, otherKey := selfSigned(t, "*.other.test")
+	port := freePort(t)
+	dir := t.TempDir()
+	writeFile(t, dir, "all.yaml", fmt.Sprintf(`apiVersion: gateway.networking.k8s.io/v1
+kind: GatewayClass
+metadata: {name: causeway}
+spec: {controllerName: causeway.dev/gateway-controller}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: mixed, creationTimestamp: "2026-01-01T00:00:00Z"}
+spec:
+  gatewayClassName: causeway
+  addresses: [{value: 127.0.0.1}]
+  listeners:
+  - {name: tls-terminate, port: %[1]d, protocol: TLS, hostname: tls.example.com, tls: {mode: Terminate, certificateRefs: [{name: term-cert}]}}
+  - {name: tls-passthrough, port: %[1]d, protocol: TLS, hostname: abc.example.com, tls: {mode: Passthrough}}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: other, creationTimestamp: "2026-01-01T00:00:01Z"}
+spec:
+  gatewayClassName: causeway
+  addresses: [{value: 127.0.0.1}]
+  listeners:
+  - {name: term, port: %[1]d, protocol: TLS, hostname: "*.other.test", tls: {mode: Terminate, certificateRefs: [{name: other-cert}]}}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: TLSRoute
+metadata: {name: passthrough}
+spec:
+  parentRefs: [{name: mixed}]
+  hostnames: [abc.example.com]
+  rules: [{backendRefs: [{group: causeway.dev, kind: Backend, name: tls-echo}]}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: TLSRoute
+metadata: {name: terminate}
+spec:
+  parentRefs: [{name: mixed}]
+  hostnames: [tls.example.com]
+  rules: [{backendRefs: [{group: causeway.dev, kind: Backend, name: plain}]}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: TLSRoute
+metadata: {name: other}
+spec:
+  parentRefs: [{name: other}]
+  rules: [{backendRefs: [{group: causeway.dev, kind: Backend, name: plain}]}]
+---
+`, port)+backendYAML("tls-echo", tlsLn.Addr().String())+"---\n"+
+		backendYAML("plain", plainLn.Addr().String())+"---\n"+
+		secretYAML("term-cert", termCert, termKey)+"---\n"+secretYAML("other-cert", otherCert, otherKey))
+	g := startGateway(t, dir, "--access-log", "off")
+	if p := strings.TrimSpace(g.get("/status?problems=1")); p != "" && p != "[]" && p != "{}" {
+		t.Fatalf("status problems:\n%s", p)
+	}
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	pool := func(pems ...[]byte) *x509.CertPool {
+		p := x509.NewCertPool()
+		for _, b := range pems {
+			p.AppendCertsFromPEM(b)
+		}
+		return p
+	}
+
+	for _, tc := range []struct{ sni, cn string }{
+		{"tls.example.com", "tls.example.com"},
+		{"x.other.test", "*.other.test"}, // the other Gateway, same socket
+	} {
+		t.Run("terminate "+tc.sni, func(t *testing.T) {
+			// Only the gateway's certificates are trusted, not the backend's.
+			c, err := tls.Dial("tcp", addr, &tls.Config{ServerName: tc.sni, RootCAs: pool(termCert, otherCert)})
+			if err != nil {
+				t.Fatalf("handshake with the gateway: %v", err)
+			}
+			defer c.Close()
+			if got := c.ConnectionState().PeerCertificates[0].Subject.CommonName; got != tc.cn {
+				t.Fatalf("certificate %q, want %q", got, tc.cn)
+			}
+			c.SetDeadline(time.Now().Add(5 * time.Second))
+			if _, err := io.WriteString(c, "hello "+tc.sni+"\n"); err != nil {
+				t.Fatal(err)
+			}
+			line, err := bufio.NewReader(c).ReadString('\n')
+			if want := "plain:hello " + tc.sni + "\n"; err != nil || line != want {
+				t.Fatalf("got %q, %v; want %q", line, err, want)
+			}
+		})
+	}
+	t.Run("passthrough abc.example.com", func(t *testing.T) {
+		// Only the backend's certificate is trusted.
+		c, err := tls.Dial("tcp", addr, &tls.Config{ServerName: "abc.example.com", RootCAs: pool(beCert)})
+		if err != nil {
+			t.Fatalf("handshake with the backend through the gateway: %v", err)
+		}
+		defer c.Close()
+		if got := c.ConnectionState().PeerCertificates[0].Subject.CommonName; got != "abc.example.com" {
+			t.Fatalf("peer certificate %q", got)
+		}
+		roundTrip(t, c, "hello passthrough")
+	})
+	t.Run("unknown SNI refused", func(t *testing.T) {
+		c, err := tls.Dial("tcp", addr, &tls.Config{ServerName: "nope.example.com", InsecureSkipVerify: true})
+		if err == nil {
+			c.Close()
+			t.Fatal("handshake with an unrouted SNI succeeded")
+		}
+	})
+}
+
+// acceptLines answers each line read with "plain:" and the line.
+func acceptLines(ln net.Listener) {
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		go func() {
+			defer c.Close()
+			r := bufio.NewReader(c)
+			for {
+				line, err := r.ReadString('\n')
+				if err != nil {
+					return
+				}
+				if _, err := io.WriteString(c, "plain:"+line); err != nil {
+					return
+				}
+			}
+		}()
+	}
+}
