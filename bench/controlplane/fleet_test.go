@@ -30,6 +30,7 @@ var (
 	proxiesFlag  = flag.String("proxies", "100,1000", "fleet sizes to benchmark, comma-separated")
 	gatewaysFlag = flag.Int("gateways", 100, "Gateways (one listener each); proxy i serves gateway i mod this")
 	routesFlag   = flag.Int("routes", 10000, "routes in all, each with its own cluster")
+	heapFlag     = flag.String("cp-heap", "", "write the control plane's allocation profile here after the initial sync")
 )
 
 func TestMain(m *testing.M) {
@@ -247,6 +248,9 @@ func BenchmarkRouteChange(b *testing.B) {
 			s := startFleet(b, n, gateways, *routesFlag)
 			syncTime := time.Since(setup)
 			concerned := (n + gateways - 1) / gateways
+			if *heapFlag != "" {
+				s.cp.do(b, "heap "+*heapFlag)
+			}
 			s0 := s.cp.stats(b)
 			var all, worst []time.Duration
 			b.ReportAllocs()
@@ -265,8 +269,9 @@ func BenchmarkRouteChange(b *testing.B) {
 			b.ReportMetric((s1.CPUSeconds-s0.CPUSeconds)/float64(b.N), "cp-cpu-s/change")
 			b.ReportMetric(float64(s1.HeapInuse)/(1<<20), "cp-heap-MiB")
 			b.ReportMetric(float64(s1.PeakRSS)/(1<<20), "cp-peak-rss-MiB")
-			b.Logf("proxies=%d gateways=%d routes=%d concerned=%d: initial sync %v, cp bytes for the sync %d, cp CPU for the sync %.2fs, goroutines %d",
-				n, gateways, *routesFlag, concerned, syncTime.Round(time.Millisecond), s0.BytesSent, s0.CPUSeconds, s1.Goroutines)
+			b.Logf("proxies=%d gateways=%d routes=%d concerned=%d: initial sync %v, cp bytes for the sync %d, cp CPU for the sync %.2fs, goroutines %d, stacks %d MiB, sys %d MiB",
+				n, gateways, *routesFlag, concerned, syncTime.Round(time.Millisecond), s0.BytesSent, s0.CPUSeconds, s1.Goroutines,
+				s1.StackInuse>>20, s1.Sys>>20)
 		})
 	}
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
@@ -11,15 +12,22 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"sync/atomic"
 	"syscall"
 	"time"
+
+	"k8s.io/client-go/tools/clientcmd"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 
+	"causeway.dev/causeway/internal/admin"
+	"causeway.dev/causeway/internal/ir"
 	"causeway.dev/causeway/internal/provider/file"
+	"causeway.dev/causeway/internal/provider/kube"
 	"causeway.dev/causeway/internal/push"
 	"causeway.dev/causeway/internal/resource"
+	"causeway.dev/causeway/internal/status"
 	"causeway.dev/causeway/internal/translate"
 )
 
@@ -30,7 +38,10 @@ func runControl(args []string) error {
 		config    = fs.String("config", "", "directory of YAML resources (watched for changes)")
 		listen    = fs.String("listen", "127.0.0.1:18000", "address of the gRPC stream to proxies")
 		adminAddr = fs.String("admin-addr", "127.0.0.1:9902", "admin API address (/status, /ready, /healthz); keep it on localhost")
-		tokens    = fs.String("tokens", "", "file of bootstrap tokens: one line per token, \"TOKEN ns/gateway-pattern...\" (required)")
+		tokens    = fs.String("tokens", "", "file of bootstrap tokens: one line per token, \"TOKEN ns/gateway-pattern...\"")
+		clientCA  = fs.String("client-ca", "", "CA certificates (PEM) that sign proxies' client certificates; a verified certificate's SANs name the Gateways its proxy may serve (spiffe://TRUST-DOMAIN/gateway/NS/NAME or NAME.NS.gateway.TRUST-DOMAIN)")
+		trustDom  = fs.String("trust-domain", push.DefaultTrustDomain, "trust domain of the proxies' client certificates")
+		kubecfg   = fs.String("kubeconfig", "", "read resources from this cluster (\"in-cluster\" for the pod's service account) instead of --config, and write their status there")
 		certFile  = fs.String("tls-cert", "", "server certificate (PEM); without it a self-signed one is made")
 		keyFile   = fs.String("tls-key", "", "server private key (PEM), with --tls-cert")
 		tlsDir    = fs.String("tls-dir", "", "without --tls-cert: directory of the control plane's own CA (ca.pem, ca-key.pem), made on first start; proxies trust DIR/ca.pem (--ca)")
@@ -39,37 +50,94 @@ func runControl(args []string) error {
 		logLevel  = fs.String("log-level", "info", "log level: debug, info, warn, error")
 	)
 	_ = fs.Parse(args)
-	if *config == "" || *tokens == "" {
-		return errors.New("control: --config DIR and --tokens FILE are required")
+	if (*config == "") == (*kubecfg == "") {
+		return errors.New("control: one of --config DIR and --kubeconfig PATH is required")
+	}
+	if *tokens == "" && *clientCA == "" {
+		return errors.New("control: --tokens FILE, --client-ca FILE or both are required")
 	}
 	log, err := newLogger(*logLevel)
 	if err != nil {
 		return err
 	}
-	tok, err := push.LoadTokens(*tokens)
-	if err != nil {
-		return err
+	var tok *push.Tokens
+	if *tokens != "" {
+		if tok, err = push.LoadTokens(*tokens); err != nil {
+			return err
+		}
 	}
 	tlsCfg, err := controlTLS(*certFile, *keyFile, *tlsDir, *listen, *hosts)
 	if err != nil {
 		return err
 	}
+	if *clientCA != "" {
+		pem, err := os.ReadFile(*clientCA)
+		if err != nil {
+			return fmt.Errorf("--client-ca: %w", err)
+		}
+		tlsCfg.ClientCAs = x509.NewCertPool()
+		if !tlsCfg.ClientCAs.AppendCertsFromPEM(pem) {
+			return fmt.Errorf("--client-ca %s: no PEM certificate", *clientCA)
+		}
+		// Proxies with a token present no certificate; one that does
+		// present a certificate must present a valid one.
+		tlsCfg.ClientAuth = tls.VerifyClientCertIfGiven
+	}
 
-	srv := push.NewServer(push.Options{Tokens: tok, Debounce: *debounce, Logger: log})
+	srv := push.NewServer(push.Options{Tokens: tok, TrustDomain: *trustDom, Debounce: *debounce, Logger: log})
 	defer srv.Close()
-	prov := file.New(file.Options{Dir: *config, Logger: log})
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+
+	// Statuses: translation's, with each Gateway's Programmed condition
+	// following its proxies; written to the cluster in Kubernetes mode.
+	var sink push.StatusSink
+	var prov interface {
+		Run(context.Context, func(*resource.Snapshot)) error
+	}
+	if *kubecfg != "" {
+		path := *kubecfg
+		if path == "in-cluster" {
+			path = ""
+		}
+		rc, err := clientcmd.BuildConfigFromFlags("", path)
+		if err != nil {
+			return fmt.Errorf("control: kubeconfig: %w", err)
+		}
+		rc.QPS, rc.Burst = 200, 400
+		rc.UserAgent = "causeway-control/" + version
+		kp, err := kube.New(kube.Options{Config: rc, Logger: log})
+		if err != nil {
+			return err
+		}
+		sw, err := kube.NewStatusWriter(kube.StatusOptions{Config: rc, Logger: log, SupportedFeatures: supportedFeatures})
+		if err != nil {
+			return err
+		}
+		go func() { _ = sw.Run(ctx) }()
+		prov, sink = kp, sw
+	}
+	reporter := push.NewReporter(srv, sink)
+	go reporter.Run(ctx)
+	var served atomic.Pointer[ir.Config]
 	publish := func(snap *resource.Snapshot) {
 		cfg, report := translate.Translate(snap, translate.Options{})
 		for _, p := range report.Problems() {
 			log.Warn("invalid configuration", "problem", p.Error())
 		}
-		srv.Update(cfg)
+		served.Store(cfg)
+		srv.Update(cfg, push.SecretOwners(snap))
+		reporter.Update(snap, report)
 	}
-	snap, err := prov.Load()
-	if err != nil {
-		return err
+	if *config != "" {
+		fp := file.New(file.Options{Dir: *config, Logger: log})
+		snap, err := fp.Load()
+		if err != nil {
+			return err
+		}
+		publish(snap)
+		prov = fp
 	}
-	publish(snap)
 
 	ln, err := net.Listen("tcp", *listen)
 	if err != nil {
@@ -78,7 +146,12 @@ func runControl(args []string) error {
 	g := grpc.NewServer(append(push.ServerOptions(), grpc.Creds(credentials.NewTLS(tlsCfg)))...)
 	srv.Register(g)
 
-	adm := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	// The admin API (internal/admin: /status with the fleet's Programmed,
+	// /config, /ready, pprof) and the fleet table at /proxies.
+	mux := http.NewServeMux()
+	mux.Handle("GET /proxies", srv.Handler())
+	mux.Handle("/", admin.New(controlSource{srv: srv, served: &served, reporter: reporter}, admin.Options{Logger: log}).Handler())
+	adm := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	aln, err := net.Listen("tcp", *adminAddr)
 	if err != nil {
 		return fmt.Errorf("--admin-addr: %w", err)
@@ -87,8 +160,6 @@ func runControl(args []string) error {
 	go func() { _ = g.Serve(ln) }()
 	log.Info("control plane listening", "addr", ln.Addr().String(), "admin", aln.Addr().String())
 
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
-	defer stop()
 	err = prov.Run(ctx, publish)
 	// Proxies keep serving and reconnect elsewhere: no need to wait for
 	// their streams to end.
@@ -100,6 +171,18 @@ func runControl(args []string) error {
 	}
 	return err
 }
+
+// controlSource shows the control plane in the admin API: the whole IR it
+// streams, and statuses whose Programmed follows the fleet.
+type controlSource struct {
+	srv      *push.Server
+	served   *atomic.Pointer[ir.Config]
+	reporter *push.Reporter
+}
+
+func (s controlSource) Config() *ir.Config     { return s.served.Load() }
+func (s controlSource) Status() *status.Report { return s.reporter.Status() }
+func (s controlSource) Ready() bool            { return s.srv.Version() != "" }
 
 // controlTLS loads the server certificate, or issues one from the CA kept
 // in dir (made there on first start), so that a restarted control plane

@@ -23,13 +23,13 @@ func runCtl(args []string, out io.Writer) error {
 	addr := fs.String("control-admin", "127.0.0.1:9902", "the control plane's admin address")
 	_ = fs.Parse(args[1:])
 	c := &http.Client{Timeout: 10 * time.Second}
-	resp, err := c.Get("http://" + *addr + "/status")
+	resp, err := c.Get("http://" + *addr + "/proxies")
 	if err != nil {
 		return fmt.Errorf("ctl: %w", err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("ctl: %s/status: %s", *addr, resp.Status)
+		return fmt.Errorf("ctl: %s/proxies: %s", *addr, resp.Status)
 	}
 	var rep push.StatusReport
 	if err := json.NewDecoder(resp.Body).Decode(&rep); err != nil {
@@ -41,7 +41,7 @@ func runCtl(args []string, out io.Writer) error {
 func printProxyStatus(out io.Writer, rep push.StatusReport) error {
 	fmt.Fprintf(out, "control plane configuration %s, %d proxies\n", orDash(rep.Version), len(rep.Proxies))
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tROLE\tGATEWAYS\tACKED\tDESIRED\tSYNC\tLAST NACK")
+	fmt.Fprintln(tw, "ID\tROLE\tGATEWAYS\tIDENTITY\tACKED\tDESIRED\tSYNC\tLAST NACK")
 	for _, p := range rep.Proxies {
 		sync := "SYNCED"
 		switch {
@@ -54,8 +54,8 @@ func printProxyStatus(out io.Writer, rep push.StatusReport) error {
 		if p.LastNack != nil {
 			nack = p.LastNack.Version + ": " + strings.ReplaceAll(p.LastNack.Message, "\n", " ")
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", p.ID, p.Role, strings.Join(p.Gateways, ","),
-			orDash(p.AckedVersion), orDash(p.DesiredVersion), sync, nack)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", p.ID, p.Role, strings.Join(p.Gateways, ","),
+			orDash(strings.Fields(p.Identity + " -")[0]), orDash(p.AckedVersion), orDash(p.DesiredVersion), sync, nack)
 	}
 	return tw.Flush()
 }

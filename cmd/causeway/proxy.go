@@ -34,6 +34,8 @@ func runProxy(args []string) error {
 		token      = fs.String("token", "", "bootstrap token (or $CAUSEWAY_TOKEN, or --token-file)")
 		tokenFile  = fs.String("token-file", "", "file holding the bootstrap token")
 		caFile     = fs.String("ca", "", "CA certificate (PEM) that signs the control plane's certificate (required)")
+		certFile   = fs.String("cert", "", "client certificate (PEM) naming the Gateways served, instead of a token (see causeway control --client-ca)")
+		keyFile    = fs.String("key", "", "private key (PEM) of --cert")
 		serverName = fs.String("server-name", "", "name verified in the control plane's certificate (default: the host of each address)")
 		listenAddr = fs.String("listen-address", "", "bind every listener to this IP instead of the Gateway's address")
 		backoffMax = fs.Duration("reconnect-max", 5*time.Second, "longest wait between reconnection attempts")
@@ -61,16 +63,31 @@ func runProxy(args []string) error {
 		}
 		*id = h
 	}
-	tok, err := bootstrapToken(*token, *tokenFile)
-	if err != nil {
-		return err
+	tlsCfg := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: *serverName}
+	var tok string
+	if *certFile != "" || *keyFile != "" {
+		cert, err := tls.LoadX509KeyPair(*certFile, *keyFile)
+		if err != nil {
+			return fmt.Errorf("proxy: --cert/--key: %w", err)
+		}
+		// Sent whatever CAs the control plane asks for (Go would send
+		// none if its issuer is not among them), so that an untrusted
+		// certificate fails the handshake plainly rather than falling
+		// back to a missing token.
+		tlsCfg.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return &cert, nil }
+		tok, _ = bootstrapToken(*token, *tokenFile) // optional beside a certificate
+	} else {
+		var err error
+		if tok, err = bootstrapToken(*token, *tokenFile); err != nil {
+			return err
+		}
 	}
 	caPEM, err := os.ReadFile(*caFile)
 	if err != nil {
 		return fmt.Errorf("--ca: %w", err)
 	}
-	roots := x509.NewCertPool()
-	if !roots.AppendCertsFromPEM(caPEM) {
+	tlsCfg.RootCAs = x509.NewCertPool()
+	if !tlsCfg.RootCAs.AppendCertsFromPEM(caPEM) {
 		return fmt.Errorf("--ca %s: no PEM certificate", *caFile)
 	}
 	log, err := newLogger(f.logLevel)
@@ -94,7 +111,7 @@ func runProxy(args []string) error {
 		Addrs: splitList(*control),
 		Node: &pb.Node{Id: *id, Role: *role, Gateways: splitList(*gateways), Token: tok, Build: version,
 			Locality: &pb.Locality{Zone: f.zone, Region: f.region}},
-		TLS:           &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: roots, ServerName: *serverName},
+		TLS:           tlsCfg,
 		Apply:         px.Apply,
 		ListenAddress: *listenAddr,
 		BackoffMax:    *backoffMax,
@@ -149,7 +166,7 @@ func bootstrapToken(flagValue, file string) (string, error) {
 	if t := os.Getenv("CAUSEWAY_TOKEN"); t != "" {
 		return t, nil
 	}
-	return "", errors.New("proxy: a bootstrap token is required (--token, --token-file or $CAUSEWAY_TOKEN)")
+	return "", errors.New("proxy: a bootstrap token (--token, --token-file or $CAUSEWAY_TOKEN) or a client certificate (--cert, --key) is required")
 }
 
 func splitList(s string) []string {

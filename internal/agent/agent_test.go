@@ -112,7 +112,7 @@ func TestAgentAppliesNacksAndFailsOver(t *testing.T) {
 	// Both replicas read the same source.
 	update := func(cfg *ir.Config) {
 		for _, r := range reps {
-			r.srv.Update(cfg)
+			r.srv.Update(cfg, nil)
 		}
 	}
 	update(config("/a", "key1"))

@@ -21,7 +21,7 @@ func BenchmarkPublish(b *testing.B) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := range b.N {
-		s.publish(cfgs[i%2])
+		s.publish(cfgs[i%2], nil)
 	}
 }
 

@@ -4,6 +4,15 @@
 // streamed over gRPC with xDS's versions, nonces and ACK/NACK (see
 // api/push/v1alpha1/push.proto). The proxy side is internal/agent, which
 // decodes the same resources with DecodeListener and DecodeCluster.
+//
+// Who may serve what: a proxy is authorised by its client certificate
+// (CertGateways: spiffe://TD/gateway/NS/NAME URI SANs or
+// NAME.NS.gateway.TD DNS SANs) or by a bootstrap token (Tokens), and
+// receives only the listeners of its Gateways, the clusters they use, and
+// of a socket shared with other Gateways only its own Gateways'
+// certificates (Owners). Back from the fleet: the status table (Status)
+// and each Gateway's Programmed condition (Fleet, MarkProgrammed,
+// Reporter), which follows what its proxies acknowledged.
 package push
 
 import (

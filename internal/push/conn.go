@@ -5,17 +5,20 @@ import (
 	"sync"
 	"time"
 
+	"google.golang.org/protobuf/proto"
+
 	pb "causeway.dev/causeway/api/push/v1alpha1"
 )
 
 // conn is the state of one proxy's stream. Only its stream goroutine
 // changes it; mu guards what the status table reads.
 type conn struct {
-	node  *pb.Node
-	peer  string
-	since time.Time
-	group *group
-	kick  chan struct{}
+	node     *pb.Node
+	identity string // how it was authorised: "token" or "certificate GATEWAYS"
+	peer     string
+	since    time.Time
+	group    *group
+	kick     chan struct{}
 
 	mu           sync.Mutex
 	acked        map[string]*pb.Resource // what the proxy runs; shared, never modified
@@ -64,24 +67,32 @@ func (c *conn) wants() bool {
 // next returns the Response that brings the proxy to its group's view, or
 // nil when it is there, when a Response awaits acknowledgement (changes
 // meanwhile are coalesced into the next one), or when that view was
-// refused already.
-func (c *conn) next(nonce func() string) *pb.Response {
+// refused already. A first sync and the group's common change are sent
+// from the view's shared encoding; only other cases are marshalled here.
+func (c *conn) next(nonce func() string) (*wire, error) {
 	v := c.group.view.Load()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if v == nil || c.pending != nil || v.version == c.nacked || v.version == c.ackedVersion {
-		return nil
+		return nil, nil
 	}
-	var changed []*pb.Resource
-	var removed []string
-	if v.prev != "" && v.prev == c.ackedVersion {
-		changed, removed = v.changed, v.removed
-	} else {
-		changed, removed = diff(c.acked, v.res)
+	var body []byte
+	var err error
+	switch {
+	case len(c.acked) == 0:
+		body, err = v.fullBody()
+	case v.prev != "" && v.prev == c.ackedVersion:
+		body, err = v.deltaBody()
+	default:
+		changed, removed := diff(c.acked, v.res)
+		body, err = proto.Marshal(&pb.Response{Version: v.version, Resources: changed, Removed: removed})
 	}
-	r := &pb.Response{Version: v.version, Nonce: nonce(), Resources: changed, Removed: removed}
-	c.pending = &sent{nonce: r.Nonce, version: v.version, res: v.res, at: time.Now()}
-	return r
+	if err != nil {
+		return nil, err
+	}
+	w := &wire{body: body, nonce: nonce()}
+	c.pending = &sent{nonce: w.nonce, version: v.version, res: v.res, at: time.Now()}
+	return w, nil
 }
 
 // handle records an ACK or NACK and reports whether it answered the

@@ -94,7 +94,7 @@ func TestFilterPerGateway(t *testing.T) {
 	cfg := fleetConfig(3, 2, "")
 	// A cluster no route references is sent to nobody.
 	cfg.Clusters = append(cfg.Clusters, &ir.Cluster{Name: "orphan"})
-	snap, err := newSnapshot(cfg, nil)
+	snap, err := newSnapshot(cfg, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -118,8 +118,8 @@ func TestFilterPerGateway(t *testing.T) {
 }
 
 func TestIncrementalDiff(t *testing.T) {
-	s1, _ := newSnapshot(fleetConfig(2, 3, ""), nil)
-	s2, _ := newSnapshot(fleetConfig(2, 3, "-changed"), s1)
+	s1, _ := newSnapshot(fleetConfig(2, 3, ""), nil, nil)
+	s2, _ := newSnapshot(fleetConfig(2, 3, "-changed"), s1, nil)
 	v0 := s1.filter([]string{"ns/gw0"}, nil)
 	v1 := s2.filter([]string{"ns/gw0"}, v0)
 	if v1.version == v0.version || v1.prev != v0.version {
@@ -277,7 +277,7 @@ func (h *harness) waitStatus(id string, ok func(ProxyStatus) bool) ProxyStatus {
 
 func TestStreamAckNackAndIncrement(t *testing.T) {
 	h := newHarness(t, -1)
-	h.srv.Update(fleetConfig(2, 3, ""))
+	h.srv.Update(fleetConfig(2, 3, ""), nil)
 	c := h.connect(&pb.Request{Node: node("p0", "ns/gw0")})
 
 	r1 := c.recv()
@@ -288,7 +288,7 @@ func TestStreamAckNackAndIncrement(t *testing.T) {
 	h.waitStatus("p0", func(p ProxyStatus) bool { return p.AckedVersion == r1.Version && !p.Pending })
 
 	// One route changes: only its listener travels.
-	h.srv.Update(fleetConfig(2, 3, "-v2"))
+	h.srv.Update(fleetConfig(2, 3, "-v2"), nil)
 	r2 := c.recv()
 	if got := names(r2.Resources); !slices.Equal(got, []string{"listener/l0"}) || len(r2.Removed) != 0 {
 		t.Fatalf("incremental response: %v removed %v", got, r2.Removed)
@@ -310,7 +310,7 @@ func TestStreamAckNackAndIncrement(t *testing.T) {
 	// The next change is diffed against what the proxy acked, and a
 	// removed cluster is named.
 	cfg3 := fleetConfig(2, 2, "-v3")
-	h.srv.Update(cfg3)
+	h.srv.Update(cfg3, nil)
 	r3 := c.recv()
 	if got := names(r3.Resources); !slices.Equal(got, []string{"listener/l0"}) ||
 		!slices.Equal(r3.Removed, []string{"cluster/c0-r2"}) {
@@ -330,7 +330,7 @@ func TestStreamAckNackAndIncrement(t *testing.T) {
 
 func TestUnconcernedProxiesGetNothing(t *testing.T) {
 	h := newHarness(t, -1)
-	h.srv.Update(fleetConfig(2, 2, ""))
+	h.srv.Update(fleetConfig(2, 2, ""), nil)
 	c0 := h.connect(&pb.Request{Node: node("p0", "ns/gw0")})
 	c1 := h.connect(&pb.Request{Node: node("p1", "ns/gw1")})
 	for _, c := range []*client{c0, c1} {
@@ -338,7 +338,7 @@ func TestUnconcernedProxiesGetNothing(t *testing.T) {
 		c.send(&pb.Request{Version: r.Version, ResponseNonce: r.Nonce})
 	}
 	h.waitStatus("p1", func(p ProxyStatus) bool { return p.AckedVersion != "" })
-	h.srv.Update(fleetConfig(2, 2, "-x"))
+	h.srv.Update(fleetConfig(2, 2, "-x"), nil)
 	r := c0.recv()
 	c0.send(&pb.Request{Version: r.Version, ResponseNonce: r.Nonce})
 	h.waitStatus("p0", func(p ProxyStatus) bool { return p.AckedVersion == r.Version })
@@ -347,7 +347,7 @@ func TestUnconcernedProxiesGetNothing(t *testing.T) {
 	cfg := fleetConfig(2, 2, "-x")
 	cfg.Listeners[1].VirtualHosts[0].Routes[0].Match.Path.Value = "/gw1-changed"
 	cfg.Finalize()
-	h.srv.Update(cfg)
+	h.srv.Update(cfg, nil)
 	r1 := c1.recv()
 	if got := names(r1.Resources); !slices.Equal(got, []string{"listener/l1"}) {
 		t.Fatalf("p1 got %v", got)
@@ -357,7 +357,7 @@ func TestUnconcernedProxiesGetNothing(t *testing.T) {
 func TestResumeSendsNothingUnchanged(t *testing.T) {
 	h := newHarness(t, -1)
 	cfg := fleetConfig(1, 3, "")
-	h.srv.Update(cfg)
+	h.srv.Update(cfg, nil)
 	c := h.connect(&pb.Request{Node: node("p0", "ns/gw0")})
 	r := c.recv()
 	vers := map[string]string{}
@@ -367,7 +367,7 @@ func TestResumeSendsNothingUnchanged(t *testing.T) {
 	// A proxy reconnecting (as to a restarted replica) with what it runs.
 	again := h.connect(&pb.Request{Node: node("p0b", "ns/gw0"), Version: r.Version, ResourceVersions: vers})
 	h.waitStatus("p0b", func(p ProxyStatus) bool { return p.AckedVersion == r.Version })
-	h.srv.Update(fleetConfig(1, 3, "-new"))
+	h.srv.Update(fleetConfig(1, 3, "-new"), nil)
 	// Its first response is the delta: nothing was sent on resumption.
 	got := again.recv()
 	if n := names(got.Resources); !slices.Equal(n, []string{"listener/l0"}) {
@@ -380,11 +380,11 @@ func TestDebounceCoalesces(t *testing.T) {
 	var last *ir.Config
 	for i := range 20 {
 		last = fleetConfig(1, 2, fmt.Sprint(i))
-		h.srv.Update(last)
+		h.srv.Update(last, nil)
 	}
 	c := h.connect(&pb.Request{Node: node("p0", "ns/gw0")})
 	r := c.recv()
-	snap, _ := newSnapshot(last, nil)
+	snap, _ := newSnapshot(last, nil, nil)
 	if want := snap.filter([]string{"ns/gw0"}, nil).version; r.Version != want {
 		t.Fatalf("first response version %s, want the last update's %s", r.Version, want)
 	}
@@ -395,7 +395,7 @@ func TestDebounceCoalesces(t *testing.T) {
 
 func TestUnauthorisedProxyRefused(t *testing.T) {
 	h := newHarness(t, -1)
-	h.srv.Update(fleetConfig(2, 1, ""))
+	h.srv.Update(fleetConfig(2, 1, ""), nil)
 	for _, n := range []*pb.Node{
 		{Id: "x", Gateways: []string{"ns/gw0"}, Token: "wrong"},
 		{Id: "y", Gateways: []string{"ns/gw0"}, Token: "limited"},
@@ -430,7 +430,7 @@ func TestMaxInFlightSyncsInWaves(t *testing.T) {
 	go func() { _ = g.Serve(ln) }()
 	t.Cleanup(func() { g.Stop(); srv.Close() })
 	h := &harness{t: t, srv: srv, addr: ln.Addr().String()}
-	srv.Update(fleetConfig(1, 1, ""))
+	srv.Update(fleetConfig(1, 1, ""), nil)
 	a := h.connect(&pb.Request{Node: node("a", "ns/gw0")})
 	ra := a.recv()
 	b := h.connect(&pb.Request{Node: node("b", "ns/gw0")})

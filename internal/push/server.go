@@ -23,8 +23,14 @@ import (
 
 // Options configure a Server.
 type Options struct {
-	// Tokens authorise proxies; nil refuses every proxy.
+	// Tokens authorise proxies that present no client certificate; nil
+	// refuses them.
 	Tokens *Tokens
+	// TrustDomain is the SPIFFE trust domain of proxies' client
+	// certificates (see CertGateways); "" means DefaultTrustDomain. A
+	// proxy whose certificate the TLS layer verified (the gRPC server's
+	// tls.Config has ClientCAs) is authorised by that certificate alone.
+	TrustDomain string
 	// Debounce is how long after a first Update the server waits,
 	// coalescing further Updates, before streaming the latest; 0 means
 	// 100ms, negative means none.
@@ -45,8 +51,9 @@ type Server struct {
 	opts Options
 	log  *slog.Logger
 
-	pending atomic.Pointer[ir.Config] // latest Update not yet built
+	pending atomic.Pointer[update] // latest Update not yet built
 	kick    chan struct{}
+	changed chan struct{} // see Changes
 	done    chan struct{}
 	// inFlight holds a token per Response awaiting its ACK (MaxInFlight).
 	inFlight chan struct{}
@@ -77,7 +84,11 @@ func NewServer(opts Options) *Server {
 	if opts.MaxInFlight <= 0 {
 		opts.MaxInFlight = 128
 	}
+	if opts.TrustDomain == "" {
+		opts.TrustDomain = DefaultTrustDomain
+	}
 	s := &Server{opts: opts, log: opts.Logger, kick: make(chan struct{}, 1), done: make(chan struct{}),
+		changed:  make(chan struct{}, 1),
 		inFlight: make(chan struct{}, opts.MaxInFlight),
 		groups:   map[string]*group{}, conns: map[*conn]struct{}{}}
 	go s.loop()
@@ -92,13 +103,17 @@ const (
 	KeepaliveTimeout = 5 * time.Second  // and drops it when no answer comes this soon
 )
 
-// ServerOptions are the gRPC server options a Push server needs: keepalive
-// enforcement that admits the agents' pings, pings of its own to detect
-// dead proxies, and small per-connection buffers (proxies send only small
-// ACKs, and most connections are idle most of the time), which thousands
-// of connections need. Add credentials.
+// ServerOptions are the gRPC server options a Push server needs: the
+// codec that sends shared encodings (required), keepalive enforcement
+// that admits the agents' pings, pings of its own to detect dead proxies,
+// and small per-connection buffers, which thousands of connections need:
+// proxies send only small ACKs, most connections are idle most of the
+// time (an idle connection returns its write buffer to gRPC's shared pool
+// by default).
+// Add credentials.
 func ServerOptions() []grpc.ServerOption {
 	return []grpc.ServerOption{
+		grpc.ForceServerCodecV2(newCodec()),
 		grpc.ReadBufferSize(4 << 10),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: KeepaliveTime / 2, PermitWithoutStream: true}),
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
@@ -111,10 +126,20 @@ func (s *Server) Register(g *grpc.Server) { pb.RegisterPushServer(g, s) }
 // Close stops the update loop; streams end when their gRPC server stops.
 func (s *Server) Close() { s.stop.Do(func() { close(s.done) }) }
 
-// Update publishes a new IR. Updates within the debounce window are
-// coalesced: only the latest is cut into resources and streamed.
-func (s *Server) Update(cfg *ir.Config) {
-	s.pending.Store(cfg)
+// update is an IR and the owners of its certificates.
+type update struct {
+	cfg    *ir.Config
+	owners Owners
+}
+
+// Update publishes a new IR; owners attributes its listeners'
+// certificates to Gateways (SecretOwners), so that a proxy receives only
+// the keys of the Gateways it serves; nil withholds every certificate of
+// a socket shared with Gateways a proxy does not serve. Updates within
+// the debounce window are coalesced: only the latest is cut into
+// resources and streamed.
+func (s *Server) Update(cfg *ir.Config, owners Owners) {
+	s.pending.Store(&update{cfg, owners})
 	select {
 	case s.kick <- struct{}{}:
 	default:
@@ -149,17 +174,17 @@ func (s *Server) loop() {
 			case <-t.C:
 			}
 		}
-		if cfg := s.pending.Swap(nil); cfg != nil {
-			s.publish(cfg)
+		if u := s.pending.Swap(nil); u != nil {
+			s.publish(u.cfg, u.owners)
 		}
 	}
 }
 
 // publish cuts cfg into resources, rebuilds every group's view, and wakes
 // the streams whose view changed.
-func (s *Server) publish(cfg *ir.Config) {
+func (s *Server) publish(cfg *ir.Config, owners Owners) {
 	s.mu.Lock()
-	snap, err := newSnapshot(cfg, s.snap)
+	snap, err := newSnapshot(cfg, s.snap, owners)
 	if err != nil {
 		s.mu.Unlock()
 		s.log.Error("configuration not streamed", "version", cfg.Version, "error", err)
@@ -179,6 +204,7 @@ func (s *Server) publish(cfg *ir.Config) {
 		}
 	}
 	s.mu.Unlock()
+	s.notify()
 	for _, c := range wake {
 		c.wake()
 	}
@@ -201,6 +227,7 @@ func (s *Server) join(c *conn) {
 	g.conns[c] = struct{}{}
 	c.group = g
 	s.conns[c] = struct{}{}
+	s.notify()
 }
 
 func (s *Server) leave(c *conn) {
@@ -212,7 +239,21 @@ func (s *Server) leave(c *conn) {
 	if len(g.conns) == 0 {
 		delete(s.groups, groupKey(g.gateways))
 	}
+	s.notify()
 }
+
+// notify signals Changes, without blocking.
+func (s *Server) notify() {
+	select {
+	case s.changed <- struct{}{}:
+	default:
+	}
+}
+
+// Changes receives (coalesced) after the fleet's state changed: a proxy
+// connected, left, acknowledged or refused a configuration, or a new one
+// was published. One consumer; see Reporter.
+func (s *Server) Changes() <-chan struct{} { return s.changed }
 
 func (s *Server) nextNonce() string {
 	s.mu.Lock()
@@ -231,11 +272,12 @@ func (s *Server) Stream(stream pb.Push_StreamServer) error {
 	if node.GetId() == "" {
 		return grpcstatus.Error(codes.InvalidArgument, "first request must carry a node with an id")
 	}
-	if err := s.opts.Tokens.Authorize(node.GetToken(), node.GetGateways()); err != nil {
+	ident, err := s.authorize(stream.Context(), node)
+	if err != nil {
 		s.log.Warn("proxy refused", "node", node.GetId(), "error", err)
 		return grpcstatus.Error(codes.PermissionDenied, err.Error())
 	}
-	c := &conn{node: node, kick: make(chan struct{}, 1), since: time.Now()}
+	c := &conn{node: node, identity: ident, kick: make(chan struct{}, 1), since: time.Now()}
 	if p, ok := peer.FromContext(stream.Context()); ok {
 		c.peer = p.Addr.String()
 	}
@@ -289,6 +331,7 @@ func (s *Server) Stream(stream pb.Push_StreamServer) error {
 		case r := <-reqs:
 			if c.handle(s.log, r) {
 				release()
+				s.notify()
 			}
 			c.wake()
 		case <-c.kick:
@@ -301,12 +344,15 @@ func (s *Server) Stream(stream pb.Push_StreamServer) error {
 			case <-stream.Context().Done():
 				return stream.Context().Err()
 			}
-			resp := c.next(s.nextNonce)
-			if resp == nil {
+			w, err := c.next(s.nextNonce)
+			if err != nil {
+				return grpcstatus.Errorf(codes.Internal, "%v", err)
+			}
+			if w == nil {
 				release()
 				continue
 			}
-			if err := stream.Send(resp); err != nil {
+			if err := stream.SendMsg(w); err != nil {
 				return fmt.Errorf("send to %s: %w", node.GetId(), err)
 			}
 		}

@@ -21,11 +21,18 @@ type listenerRes struct {
 	res      *pb.Resource
 	gateways []string
 	clusters []string // IR names of the clusters its routes reference
+	// For a TLS listener shared by several Gateways: the listener, the
+	// Gateways owning each of its certificates (nil when unknown), and
+	// the resources cut for the groups that serve only some of them.
+	ir       *ir.Listener
+	owners   [][]string
+	variants map[string]*pb.Resource // by groupKey; guarded by Server.mu
 }
 
 // newSnapshot encodes cfg. Resources whose version is unchanged since prev
 // are taken from prev, so that streams and views keep sharing them.
-func newSnapshot(cfg *ir.Config, prev *snapshot) (*snapshot, error) {
+// owners attributes the listeners' certificates to Gateways (see Owners).
+func newSnapshot(cfg *ir.Config, prev *snapshot, owners Owners) (*snapshot, error) {
 	s := &snapshot{version: cfg.Version, clusters: make(map[string]*pb.Resource, len(cfg.Clusters))}
 	old := map[string]*pb.Resource{}
 	if prev != nil {
@@ -44,7 +51,18 @@ func newSnapshot(cfg *ir.Config, prev *snapshot) (*snapshot, error) {
 		if o := old[r.Name]; o != nil && o.Version == r.Version {
 			r = o
 		}
-		s.listeners = append(s.listeners, &listenerRes{res: r, gateways: l.Gateways, clusters: referenced(l)})
+		lr := &listenerRes{res: r, gateways: l.Gateways, clusters: referenced(l)}
+		if len(l.Gateways) > 1 && l.TLS != nil && len(l.TLS.Certificates) > 0 {
+			lr.ir = l
+			for _, c := range l.TLS.Certificates {
+				var o []string
+				if c != nil {
+					o = owners[c.Origin]
+				}
+				lr.owners = append(lr.owners, o)
+			}
+		}
+		s.listeners = append(s.listeners, lr)
 	}
 	for _, c := range cfg.Clusters {
 		if c == nil {
@@ -103,18 +121,41 @@ type view struct {
 	prev    string
 	changed []*pb.Resource
 	removed []string
+	// full (every resource: a proxy's first sync) and delta (changed and
+	// removed) encoded once for all the group's streams.
+	full, delta encoded
+}
+
+// fullBody is the encoded Response that brings an empty proxy to v.
+func (v *view) fullBody() ([]byte, error) {
+	return v.full.get(func() *pb.Response {
+		all, _ := diff(nil, v.res)
+		return &pb.Response{Version: v.version, Resources: all}
+	})
+}
+
+// deltaBody is the encoded Response that brings a proxy at v.prev to v.
+func (v *view) deltaBody() ([]byte, error) {
+	return v.delta.get(func() *pb.Response {
+		return &pb.Response{Version: v.version, Resources: v.changed, Removed: v.removed}
+	})
 }
 
 // filter builds the view of the proxies serving gateways: the listeners
 // used by one of them and the clusters those listeners' routes reference.
-// A listener shared by several Gateways is sent whole.
+// A listener shared with Gateways the proxies do not serve is sent without
+// the certificates those other Gateways own (see forGroup).
 func (s *snapshot) filter(gateways []string, prev *view) *view {
 	v := &view{res: map[string]*pb.Resource{}}
 	for _, l := range s.listeners {
 		if !intersects(l.gateways, gateways) {
 			continue
 		}
-		v.res[l.res.Name] = l.res
+		r := l.forGroup(gateways)
+		if r == nil {
+			continue
+		}
+		v.res[r.Name] = r
 		for _, c := range l.clusters {
 			if r := s.clusters[c]; r != nil {
 				v.res[r.Name] = r

@@ -10,13 +10,16 @@ import (
 
 // ProxyStatus is one connected proxy, as the status table shows it.
 type ProxyStatus struct {
-	ID          string    `json:"id"`
-	Role        string    `json:"role"`
-	Gateways    []string  `json:"gateways"`
-	Zone        string    `json:"zone,omitempty"`
-	Region      string    `json:"region,omitempty"`
-	Build       string    `json:"build,omitempty"`
-	Peer        string    `json:"peer"`
+	ID       string   `json:"id"`
+	Role     string   `json:"role"`
+	Gateways []string `json:"gateways"`
+	Zone     string   `json:"zone,omitempty"`
+	Region   string   `json:"region,omitempty"`
+	Build    string   `json:"build,omitempty"`
+	Peer     string   `json:"peer"`
+	// Identity is how the proxy was authorised: "token", or "certificate"
+	// and the Gateways its client certificate names.
+	Identity    string    `json:"identity,omitempty"`
 	ConnectedAt time.Time `json:"connectedAt"`
 	// AckedVersion is the version of the resource set the proxy runs;
 	// DesiredVersion the one it should run: equal when in sync.
@@ -50,7 +53,7 @@ func (s *Server) Status() StatusReport {
 	for _, c := range conns {
 		ps := ProxyStatus{ID: c.node.GetId(), Role: c.node.GetRole(), Gateways: c.node.GetGateways(),
 			Zone: c.node.GetLocality().GetZone(), Region: c.node.GetLocality().GetRegion(),
-			Build: c.node.GetBuild(), Peer: c.peer, ConnectedAt: c.since}
+			Build: c.node.GetBuild(), Peer: c.peer, Identity: c.identity, ConnectedAt: c.since}
 		if v := c.group.view.Load(); v != nil {
 			ps.DesiredVersion = v.version
 		}
@@ -72,24 +75,14 @@ func (s *Server) Status() StatusReport {
 	return rep
 }
 
-// Handler serves the control plane's admin API: GET /status (the
-// StatusReport as JSON), /healthz, and /ready (200 once a configuration
-// is being streamed). It belongs on a localhost address.
+// Handler serves the fleet table, GET /proxies: the StatusReport as JSON
+// (what `causeway ctl proxy-status` shows). Mount it beside the admin API
+// (internal/admin), on a localhost address.
 func (s *Server) Handler() http.Handler {
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /status", func(w http.ResponseWriter, r *http.Request) {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
 		_ = enc.Encode(s.Status())
 	})
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write([]byte("ok\n")) })
-	mux.HandleFunc("GET /ready", func(w http.ResponseWriter, r *http.Request) {
-		if s.Version() == "" {
-			http.Error(w, "no configuration yet", http.StatusServiceUnavailable)
-			return
-		}
-		_, _ = w.Write([]byte("ready\n"))
-	})
-	return mux
 }

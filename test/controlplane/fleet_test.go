@@ -223,6 +223,10 @@ func TestFleet(t *testing.T) {
 		if r := row(table, "p3"); !strings.Contains(r, "SYNCED") || !strings.Contains(r, before["p3"]) {
 			t.Errorf("p3 disturbed: %q", r)
 		}
+		// One of gw-a's proxies runs the configuration: gw-a is Programmed.
+		if c := programmed(t, f.cpAdmin, "default", "gw-a"); !c.Status || !strings.Contains(c.Message, "1 of 2") {
+			t.Errorf("gw-a with p1 synced and p2 refusing: %+v", c)
+		}
 		if code := f.status("p1", portX, "/a"); code != http.StatusOK {
 			t.Errorf("p1 on the new port: %d", code)
 		}

@@ -147,14 +147,14 @@ func configVersion(t testing.TB, admin string) string {
 // fleetStatus reads the control plane's proxy table.
 func fleetStatus(t testing.TB, admin string) map[string]push.ProxyStatus {
 	t.Helper()
-	code, body := get(admin, "/status")
+	code, body := get(admin, "/proxies")
 	out := map[string]push.ProxyStatus{}
 	if code != http.StatusOK {
 		return out
 	}
 	var rep push.StatusReport
 	if err := json.Unmarshal([]byte(body), &rep); err != nil {
-		t.Fatalf("control /status: %v", err)
+		t.Fatalf("control /proxies: %v", err)
 	}
 	for _, p := range rep.Proxies {
 		out[p.ID] = p
