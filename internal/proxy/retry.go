@@ -145,7 +145,8 @@ func (rp *retryPolicy) retryable(resp *http.Response, err error, timedOut bool) 
 	if err != nil {
 		switch {
 		case timedOut:
-			return rp.on&(on5xx|onGatewayError) != 0
+			// No answer in time is a reset, as in Envoy's retry_on.
+			return rp.on&(on5xx|onGatewayError|onReset) != 0
 		case errors.Is(err, upstream.ErrOverflow), errors.Is(err, upstream.ErrNoEndpoint),
 			errors.Is(err, errBodyTooLarge), errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 			return false

@@ -386,12 +386,17 @@ func finishRetry(r *ir.Route) {
 		rt.Attempts = 2
 	}
 	if len(rt.On) == 0 {
-		rt.On = []string{ir.RetryOnConnectFailure, ir.RetryOnReset, ir.RetryOnGatewayError}
-		if r.GRPC {
-			rt.On = append(rt.On, ir.RetryOnUnavailable)
-		}
+		// Connection failures, resets and timeouts are always retried
+		// (Gateway API asks it of a retry stanza); responses only by the
+		// codes listed, or 502-504 when none is.
+		rt.On = []string{ir.RetryOnConnectFailure, ir.RetryOnReset}
 		if len(rt.StatusCodes) > 0 {
 			rt.On = append(rt.On, ir.RetryOnStatusCodes)
+		} else {
+			rt.On = append(rt.On, ir.RetryOnGatewayError)
+		}
+		if r.GRPC {
+			rt.On = append(rt.On, ir.RetryOnUnavailable)
 		}
 	}
 	if len(rt.StatusCodes) > 0 && !slices.Contains(rt.On, ir.RetryOnStatusCodes) {
