@@ -415,6 +415,7 @@ func isTimeout(err error) bool {
 // copyConn is io.Copy that keeps the concrete types visible: ReadFrom of a
 // *net.TCPConn from a *net.TCPConn is splice(2).
 func copyConn(dst, src net.Conn) (int64, error) {
+	dst, src = unwrap(dst), unwrap(src)
 	if rf, ok := dst.(io.ReaderFrom); ok {
 		return rf.ReadFrom(src)
 	}
@@ -422,6 +423,16 @@ func copyConn(dst, src net.Conn) (int64, error) {
 		return wt.WriteTo(dst)
 	}
 	return io.Copy(dst, src)
+}
+
+// unwrap sees through a dialer's accounting wrapper (upstream's tracked
+// connections) to the socket, so that TCP to TCP copies splice. TLS
+// connections have no Unwrap and stay as they are.
+func unwrap(c net.Conn) net.Conn {
+	if u, ok := c.(interface{ Unwrap() net.Conn }); ok {
+		return u.Unwrap()
+	}
+	return c
 }
 
 // replayConn is a client connection whose first reads return the bytes

@@ -92,6 +92,11 @@ func (c *trackedConn) Close() error {
 	return err
 }
 
+// Unwrap returns the socket, so that a byte-stream proxy can copy between
+// two TCP connections with splice(2) (net.TCPConn's ReadFrom only sees
+// through its own types). Closing must still go through c.
+func (c *trackedConn) Unwrap() net.Conn { return c.Conn }
+
 // CloseWrite half-closes when the connection allows it, as proxies of
 // byte streams need.
 func (c *trackedConn) CloseWrite() error {
