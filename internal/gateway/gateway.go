@@ -15,6 +15,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 
@@ -203,11 +204,17 @@ func markUnbound(r *status.Report, cfg *ir.Config, be *proxy.BindError) {
 		if !failed {
 			continue
 		}
+		// An address that is not this host's is the Gateway's
+		// spec.addresses at fault, not a port taken by someone else.
+		reason := status.ReasonPortUnavailable
+		if errors.Is(lerr, syscall.EADDRNOTAVAIL) {
+			reason = status.ReasonAddressNotUsable
+		}
 		for _, gw := range l.Gateways {
 			ns, name, _ := strings.Cut(gw, "/")
 			e := r.For(status.Ref{Kind: "Gateway", Namespace: ns, Name: name}, status.Source{})
 			e.Conditions = status.Set(e.Conditions, status.Condition{
-				Type: status.Programmed, Status: false, Reason: status.ReasonPortUnavailable,
+				Type: status.Programmed, Status: false, Reason: reason,
 				Message: fmt.Sprintf("cannot listen on %s: %v", l.Name, lerr),
 			})
 		}

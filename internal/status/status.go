@@ -37,6 +37,7 @@ const (
 	ReasonUnsupportedValue           = "UnsupportedValue"
 	ReasonUnsupportedProtocol        = "UnsupportedProtocol"
 	ReasonUnsupportedAddress         = "UnsupportedAddress"
+	ReasonAddressNotUsable           = "AddressNotUsable"
 	ReasonPortUnavailable            = "PortUnavailable"
 	ReasonHostnameConflict           = "HostnameConflict"
 	ReasonProtocolConflict           = "ProtocolConflict"

@@ -81,7 +81,10 @@ echo "conformance: builds checked in $((t1 - t0))s, bed up in $((t2 - t1))s; Cau
 args=(-gateway-class=causeway -conformance-profiles="$PROFILES"
   -report-output="$REPORT" -organization=causeway -project=causeway
   -url=https://causeway.dev -version="$(cd "$REPO" && git rev-parse --short HEAD 2>/dev/null || echo dev)"
-  -contact=https://causeway.dev -cleanup-base-resources="$([ "${KEEP:-0}" = 1 ] && echo false || echo true)")
+  -contact=https://causeway.dev -cleanup-base-resources="$([ "${KEEP:-0}" = 1 ] && echo false || echo true)"
+  # GatewayStaticAddresses: a loopback address outside the pool Causeway
+  # can bind, and one from TEST-NET-1 that is on no interface here.
+  -usable-address=127.0.3.10 -unusable-address=192.0.2.10)
 # Without a feature list the suite takes the GatewayClass's
 # status.supportedFeatures, which Causeway publishes; -run-test turns that
 # inference off, so the list is then read from the status here.
