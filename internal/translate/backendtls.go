@@ -3,6 +3,7 @@ package translate
 import (
 	"bytes"
 	"fmt"
+	"maps"
 	"slices"
 	"sort"
 	"strings"
@@ -57,9 +58,18 @@ type btlsPolicy struct {
 	accepted, refs status.Condition
 	// failed are the targetRefs that did not attach, as parent entries.
 	failed []status.Parent
+	// conflicts are targets another policy won: reported on the Gateways
+	// through which the winner is in force (GEP-713 conflict resolution).
+	conflicts []btlsConflict
 	// ancestors are the Gateways ("ns/name") whose routes reach a cluster
 	// the policy applies to; filled by applyBackendTLS.
 	ancestors map[string]bool
+}
+
+// btlsConflict is a targetRef of a policy that lost it to winner.
+type btlsConflict struct {
+	par    status.Parent
+	winner *btlsPolicy
 }
 
 // btlsState is the translation's view of BackendTLSPolicies.
@@ -119,7 +129,9 @@ func (t *translator) indexBackendTLS() {
 				continue
 			}
 			if prev := st.winners[pt]; prev != nil {
-				fail(reasonConflicted, field, "%s %s, older (or first by name), already targets this Service port; this target is ignored", kindBTLS, prev.key)
+				par.Conditions = []status.Condition{cond(status.Accepted, false, reasonConflicted, field,
+					"%s %s, older (or first by name), already targets this Service port; this target is ignored", kindBTLS, prev.key)}
+				p.conflicts = append(p.conflicts, btlsConflict{par: par, winner: prev})
 				continue
 			}
 			st.winners[pt] = p
@@ -446,6 +458,8 @@ func (t *translator) gatewayClientCert(g *gateway) *ir.Certificate {
 	if err != nil {
 		return fail(reasonInvalidClientCertRef, "Secret %s: %v", key, err)
 	}
+	g.res.Conditions = status.Set(g.res.Conditions, cond(status.ResolvedRefs, true, status.ReasonResolvedRefs, "",
+		"the backend client certificate Secret %s is resolved", key))
 	return &ir.Certificate{CertPEM: crt, KeyPEM: keyPEM, Origin: "Secret/" + key.String()}
 }
 
@@ -474,5 +488,18 @@ func (t *translator) reportBackendTLS() {
 			})
 		}
 		p.res.Parents = append(p.res.Parents, p.failed...)
+		for _, c := range p.conflicts {
+			if len(c.winner.ancestors) == 0 {
+				p.res.Parents = append(p.res.Parents, c.par)
+				continue
+			}
+			for _, gw := range slices.Sorted(maps.Keys(c.winner.ancestors)) {
+				ns, name, _ := strings.Cut(gw, "/")
+				p.res.Parents = append(p.res.Parents, status.Parent{
+					Ref:        status.Ref{Kind: "Gateway", Namespace: ns, Name: name},
+					Conditions: c.par.Conditions,
+				})
+			}
+		}
 	}
 }
