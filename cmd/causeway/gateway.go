@@ -35,6 +35,7 @@ type gatewayFlags struct {
 	idleTimeout  time.Duration
 	headerTimout time.Duration
 	zone, region string
+	releasePages bool
 }
 
 func (f *gatewayFlags) register(fs *flag.FlagSet) {
@@ -51,6 +52,7 @@ func (f *gatewayFlags) register(fs *flag.FlagSet) {
 	fs.DurationVar(&f.headerTimout, "read-header-timeout", 10*time.Second, "limit on the time to read request headers")
 	fs.StringVar(&f.zone, "zone", "", "this gateway's zone: endpoints of the same zone are preferred, then the same --region")
 	fs.StringVar(&f.region, "region", "", "this gateway's region (see --zone)")
+	fs.BoolVar(&f.releasePages, "release-startup-pages", true, "once serving, unmap the executable's pages only start-up touched (they stay in the page cache)")
 }
 
 func runGateway(args []string) error {
@@ -99,6 +101,7 @@ func serve(f gatewayFlags) error {
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
+	go releaseStartupPages(ctx, f, gw.Ready, log)
 	runErr := gw.Run(ctx)
 
 	log.Info("draining", "timeout", f.drain.String())

@@ -128,6 +128,7 @@ func runProxy(args []string) error {
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
+	go releaseStartupPages(ctx, f, px.Ready, log)
 	_ = ag.Run(ctx)
 
 	log.Info("draining", "timeout", f.drain.String())
