@@ -69,6 +69,16 @@ type Listener struct {
 	// longest wildcard, then a route without hostnames; a ClientHello that
 	// matches none is refused. TCP and UDP use the first route.
 	L4Routes []*L4Route `json:"l4Routes,omitempty"`
+	// SNIHostnames (HTTPS only) are the hostnames of the Gateway listeners
+	// sharing this socket, in the precedence order of VirtualHosts (exact,
+	// longer wildcards, then "*" for a listener without hostname), set
+	// when there are two or more. The TLS server name and the request's
+	// Host (port removed) each select the first entry they match; when
+	// both select one and they differ, the request was sent on a
+	// connection made for another listener and is answered 421
+	// Misdirected Request (RFC 9110 §15.5.20) without routing. A server
+	// name that selects none (none sent, and no "*") skips the check.
+	SNIHostnames []string `json:"sniHostnames,omitempty"`
 	// Gateways lists "namespace/name" of the Gateways that use this socket,
 	// for metrics and logs.
 	Gateways []string `json:"gateways"`

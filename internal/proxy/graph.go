@@ -27,6 +27,7 @@ type graph struct {
 	noRoute  *telemetry.RouteStats
 	forwards []string    // X-Forwarded-Proto value, shared read-only
 	client   *clientCert // X-Forwarded-Client-Cert (xfcc.go); nil: removed only
+	sni      *sniMap     // misdirected-request check (misdirected.go); nil: none
 }
 
 // routeEntry is everything a request matched to one ir.Route needs,
@@ -116,6 +117,9 @@ func (p *Proxy) compile(cfg *ir.Config) (*compiled, error) {
 				return nil, fmt.Errorf("listener %s: %w", l.Name, err)
 			}
 			out.certs[l.Name] = cs
+			if g.sni, err = compileMisdirect(l); err != nil {
+				return nil, fmt.Errorf("listener %s: %w", l.Name, err)
+			}
 		default:
 			return nil, fmt.Errorf("listener %s: unknown protocol %q", l.Name, l.Protocol)
 		}

@@ -71,6 +71,10 @@ func (ls *listener) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (ls *listener) serve(w http.ResponseWriter, r *http.Request, x *exchange) {
 	p := ls.p
 	g := x.g
+	if g.sni != nil && g.sni.misdirected(r) {
+		x.misdirectedReply(w)
+		return
+	}
 	x.grpc = isGRPC(r)
 	raw := r.URL.EscapedPath()
 	path, ok := route.NormalizePath(raw)

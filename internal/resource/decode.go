@@ -147,6 +147,12 @@ func (s *Snapshot) decodeDoc(src status.Source, raw []byte) *Problem {
 			o := &gwv1.Gateway{}
 			obj = o
 			s.Gateways = append(s.Gateways, o)
+		case "ListenerSet":
+			if version == "v1" {
+				o := &gwv1.ListenerSet{}
+				obj = o
+				s.ListenerSets = append(s.ListenerSets, o)
+			}
 		case "HTTPRoute":
 			o := &gwv1.HTTPRoute{}
 			obj = o
@@ -225,6 +231,8 @@ func (s *Snapshot) drop(kind string) {
 		s.GatewayClasses = s.GatewayClasses[:len(s.GatewayClasses)-1]
 	case "Gateway":
 		s.Gateways = s.Gateways[:len(s.Gateways)-1]
+	case "ListenerSet":
+		s.ListenerSets = s.ListenerSets[:len(s.ListenerSets)-1]
 	case "HTTPRoute":
 		s.HTTPRoutes = s.HTTPRoutes[:len(s.HTTPRoutes)-1]
 	case "GRPCRoute":

@@ -22,6 +22,7 @@ func Merge(parts ...*Snapshot) *Snapshot {
 		out.Problems = append(out.Problems, p.Problems...)
 		out.GatewayClasses = mergeKind(out, p, out.GatewayClasses, p.GatewayClasses, "GatewayClass")
 		out.Gateways = mergeKind(out, p, out.Gateways, p.Gateways, "Gateway")
+		out.ListenerSets = mergeKind(out, p, out.ListenerSets, p.ListenerSets, "ListenerSet")
 		out.HTTPRoutes = mergeKind(out, p, out.HTTPRoutes, p.HTTPRoutes, "HTTPRoute")
 		out.GRPCRoutes = mergeKind(out, p, out.GRPCRoutes, p.GRPCRoutes, "GRPCRoute")
 		out.TLSRoutes = mergeKind(out, p, out.TLSRoutes, p.TLSRoutes, "TLSRoute")

@@ -161,6 +161,7 @@ func TestMergeCoversEveryKind(t *testing.T) {
 		"Namespace": "v1", "Service": "v1", "Secret": "v1", "EndpointSlice": "discovery.k8s.io/v1",
 		"Backend": "causeway.dev/v1alpha1", "ConfigMap": "v1", "ClientTrafficPolicy": "causeway.dev/v1alpha1",
 		"BackendTrafficPolicy": "causeway.dev/v1alpha1", "BackendTLSPolicy": "gateway.networking.k8s.io/v1",
+		"ListenerSet": "gateway.networking.k8s.io/v1",
 	} {
 		docs = append(docs, "apiVersion: "+av+"\nkind: "+kind+"\nmetadata: {name: x}\n")
 	}

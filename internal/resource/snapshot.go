@@ -20,6 +20,7 @@ import (
 type Snapshot struct {
 	GatewayClasses  []*gwv1.GatewayClass
 	Gateways        []*gwv1.Gateway
+	ListenerSets    []*gwv1.ListenerSet    // v1
 	HTTPRoutes      []*gwv1.HTTPRoute      // v1 and v1beta1, decoded as v1
 	GRPCRoutes      []*gwv1.GRPCRoute      // v1
 	ReferenceGrants []*gwv1.ReferenceGrant // v1 and v1beta1, decoded as v1

@@ -39,6 +39,7 @@ type gateway struct {
 // listener is one spec.listeners entry of one of our Gateways.
 type listener struct {
 	gw       *gateway
+	set      *listenerSet // the ListenerSet defining it; nil for the Gateway's own (listenerset.go)
 	idx      int
 	name     string
 	port     int
@@ -142,6 +143,18 @@ func (t *translator) translateGateway(g *gateway) {
 			"GatewayClass %s is not accepted; see its status", class))
 		return
 	}
+	if inf := g.obj.Spec.Infrastructure; inf != nil && inf.ParametersRef != nil {
+		// Causeway has no parameters kind for Gateways: configuration is
+		// in its policies. A reference is refused rather than ignored.
+		ref := inf.ParametersRef
+		g.why = "spec.infrastructure.parametersRef is not supported"
+		g.res.Conditions = append(g.res.Conditions,
+			cond(status.Accepted, false, status.ReasonInvalidParameters, "spec.infrastructure.parametersRef",
+				"parametersRef %s %s is not supported by %s; Gateways are configured with ClientTrafficPolicy and BackendTrafficPolicy",
+				strings.TrimPrefix(string(ref.Group)+"/"+string(ref.Kind), "/"), ref.Name, t.ctrl),
+			cond(status.Programmed, false, status.ReasonInvalid, "", "the Gateway is not accepted"))
+		return
+	}
 	addrs, bad := gatewayAddresses(g.obj)
 	if bad == nil && len(g.obj.Spec.Addresses) == 0 && t.addrs != nil {
 		if a := t.addrs(g.obj); len(a) > 0 {
@@ -234,7 +247,7 @@ func (t *translator) checkListener(l *listener, spec *gwv1.Listener) {
 			l.acceptedCond = &c
 		}
 	}
-	for _, o := range l.gw.listeners[:l.idx] {
+	for _, o := range l.siblings()[:l.idx] {
 		if o.name == l.name {
 			reject(status.ReasonInvalid, ".name", "listener name %q is used twice in this Gateway", l.name)
 		}
@@ -347,11 +360,11 @@ func (t *translator) loadCertificates(l *listener, spec *gwv1.Listener, reject f
 		fail(status.ReasonInvalidCertificateRef, ".tls.certificateRefs", "an HTTPS listener needs tls.certificateRefs")
 		return
 	}
-	gw := l.gw.obj
+	home, fromKind := l.home(), l.refKind()
 	var certs []*ir.Certificate
 	for i, ref := range spec.TLS.CertificateRefs {
 		field := fmt.Sprintf(".tls.certificateRefs[%d]", i)
-		group, kind, ns := "", "Secret", gw.Namespace
+		group, kind, ns := "", "Secret", home
 		if ref.Group != nil {
 			group = string(*ref.Group)
 		}
@@ -366,8 +379,8 @@ func (t *translator) loadCertificates(l *listener, spec *gwv1.Listener, reject f
 			fail(status.ReasonInvalidCertificateRef, field, "certificate reference to %s %s: only core Secrets are supported", strings.TrimPrefix(group+"/"+kind, "/"), key)
 			continue
 		}
-		if !t.permitted(refFrom{gatewayGroup, "Gateway", gw.Namespace}, refTo{"", "Secret", ns, key.name}) {
-			fail(status.ReasonRefNotPermitted, field, "Secret %s is in another namespace and no ReferenceGrant there allows Gateways of namespace %s to use it", key, gw.Namespace)
+		if !t.permitted(refFrom{gatewayGroup, fromKind, home}, refTo{"", "Secret", ns, key.name}) {
+			fail(status.ReasonRefNotPermitted, field, "Secret %s is in another namespace and no ReferenceGrant there allows %ss of namespace %s to use it", key, fromKind, home)
 			continue
 		}
 		sec := t.secrets[key]
@@ -506,6 +519,7 @@ func (t *translator) claimSockets(l *listener, addrs []string) {
 			t.sockets[name] = s
 		}
 		s.listeners = append(s.listeners, l)
+		s.l.SNIHostnames = sniHostnames(s) // misdirected.go
 		l.sockets = append(l.sockets, s)
 	}
 }
@@ -594,7 +608,7 @@ func (t *translator) allows(l *listener, ns, kind string) bool {
 	case gwv1.NamespacesFromSelector:
 		return l.selector != nil && l.selector.Matches(labels.Set(t.namespaceLabels(ns)))
 	}
-	return ns == l.gw.key.ns
+	return ns == l.home()
 }
 
 // namespaceLabels returns a namespace's labels including the

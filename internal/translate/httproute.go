@@ -376,14 +376,14 @@ func (t *translator) attach(cr *compiledRoute, idx int, attached map[*listener]b
 	}
 	switch {
 	case allowed == 0:
-		return reject(status.ReasonNotAllowedByListeners, "no listener of Gateway %s%s allows %ss from namespace %s (see allowedRoutes and the listener conditions)",
-			g.key, selectorText(pr), cr.kind, cr.key.ns)
+		return reject(status.ReasonNotAllowedByListeners, "no listener of %s%s allows %ss from namespace %s (see allowedRoutes and the listener conditions)",
+			pt.parent, selectorText(pr), cr.kind, cr.key.ns)
 	case matched == 0:
-		return reject(status.ReasonNoMatchingListenerHostname, "the route's hostnames %s match no listener hostname of Gateway %s%s",
-			strings.Join(cr.hosts, ", "), g.key, selectorText(pr))
+		return reject(status.ReasonNoMatchingListenerHostname, "the route's hostnames %s match no listener hostname of %s%s",
+			strings.Join(cr.hosts, ", "), pt.parent, selectorText(pr))
 	case ok == 0:
-		return reject(status.ReasonNotAllowedByListeners, "%s %s, attached earlier (older, or first by namespace/name), shares hostnames with this route on Gateway %s%s; "+
-			"Gateway API accepts only one of an HTTPRoute and a GRPCRoute with overlapping hostnames on a listener", conflict.kind, conflict.key, g.key, selectorText(pr))
+		return reject(status.ReasonNotAllowedByListeners, "%s %s, attached earlier (older, or first by namespace/name), shares hostnames with this route on %s%s; "+
+			"Gateway API accepts only one of an HTTPRoute and a GRPCRoute with overlapping hostnames on a listener", conflict.kind, conflict.key, pt.parent, selectorText(pr))
 	}
 	p.Conditions = append(p.Conditions, cr.acceptedCond(), cr.refsCond())
 	if len(cr.dropped) > 0 && len(cr.dropped) < cr.rules {
@@ -448,6 +448,7 @@ type parentTarget struct {
 	p          status.Parent
 	field      string
 	g          *gateway
+	parent     string // "Gateway ns/name" or "ListenerSet ns/name", for messages
 	candidates []*listener
 }
 
@@ -478,8 +479,11 @@ func (t *translator) resolveParent(pr gwv1.ParentReference, routeNS string, idx 
 		p.Conditions = append(p.Conditions, cond(status.Accepted, false, reason, field, format, args...))
 		return parentTarget{p: p}, false
 	}
+	if group == gatewayGroup && kind == "ListenerSet" {
+		return t.resolveListenerSet(pr, p, field, ns, hostProblem)
+	}
 	if group != gatewayGroup || kind != "Gateway" {
-		return reject(status.ReasonInvalidKind, "parent kind %q of group %q is not supported; only Gateway", kind, group)
+		return reject(status.ReasonInvalidKind, "parent kind %q of group %q is not supported; only Gateway and ListenerSet", kind, group)
 	}
 	g := t.gateways[nsName{ns, string(pr.Name)}]
 	switch {
@@ -504,5 +508,5 @@ func (t *translator) resolveParent(pr gwv1.ParentReference, routeNS string, idx 
 	if hostProblem != nil {
 		return reject(status.ReasonUnsupportedValue, "%s: %s", hostProblem.field, hostProblem.msg)
 	}
-	return parentTarget{p: p, field: field, g: g, candidates: candidates}, true
+	return parentTarget{p: p, field: field, g: g, parent: "Gateway " + g.key.String(), candidates: candidates}, true
 }

@@ -142,7 +142,7 @@ func (t *translator) allowsL4(l *listener, ns, kind string) bool {
 	case gwv1.NamespacesFromSelector:
 		return l.selector != nil && l.selector.Matches(labels.Set(t.namespaceLabels(ns)))
 	}
-	return ns == l.gw.key.ns
+	return ns == l.home()
 }
 
 // translateL4Routes translates every TCPRoute, TLSRoute and UDPRoute, in
@@ -228,7 +228,7 @@ func (t *translator) attachL4(r *l4Route, idx int, attached map[*listener]bool) 
 	if !found {
 		return pt.p
 	}
-	p, field, g, candidates := pt.p, pt.field, pt.g, pt.candidates
+	p, field, candidates := pt.p, pt.field, pt.candidates
 	reject := func(reason, format string, args ...any) status.Parent {
 		p.Conditions = append(p.Conditions, cond(status.Accepted, false, reason, field, format, args...))
 		return p
@@ -268,11 +268,11 @@ func (t *translator) attachL4(r *l4Route, idx int, attached map[*listener]bool) 
 	}
 	switch {
 	case allowed == 0:
-		return reject(status.ReasonNotAllowedByListeners, "no listener of Gateway %s%s allows %ss from namespace %s (see allowedRoutes, the listener protocol and conditions)",
-			g.key, selectorText(pr), r.kind, r.key.ns)
+		return reject(status.ReasonNotAllowedByListeners, "no listener of %s%s allows %ss from namespace %s (see allowedRoutes, the listener protocol and conditions)",
+			pt.parent, selectorText(pr), r.kind, r.key.ns)
 	case ok == 0:
-		return reject(status.ReasonNoMatchingListenerHostname, "the route's hostnames %s match no listener hostname of Gateway %s%s",
-			strings.Join(r.hosts, ", "), g.key, selectorText(pr))
+		return reject(status.ReasonNoMatchingListenerHostname, "the route's hostnames %s match no listener hostname of %s%s",
+			strings.Join(r.hosts, ", "), pt.parent, selectorText(pr))
 	}
 	p.Conditions = append(p.Conditions, cond(status.Accepted, true, status.ReasonAccepted, "", "the route is attached"), r.refsCond())
 	return p

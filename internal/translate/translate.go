@@ -9,10 +9,11 @@
 // byte-identical output.
 //
 // The package is split by kind: gateway.go (GatewayClass, Gateway and its
-// listeners), httproute.go and filter.go (HTTPRoute attachment, matches and
-// filters), backend.go (Service, EndpointSlice and Backend resolution), backendtls.go
-// (BackendTLSPolicy and Gateway client certificates),
-// refgrant.go, hostname.go and precedence.go (Gateway API ordering).
+// listeners), listenerset.go (ListenerSets, merged into their Gateway),
+// httproute.go and filter.go (HTTPRoute attachment, matches and filters),
+// backend.go (Service, EndpointSlice and Backend resolution), backendtls.go
+// (BackendTLSPolicy and Gateway client certificates), refgrant.go,
+// hostname.go and precedence.go (Gateway API ordering).
 package translate
 
 import (
@@ -82,6 +83,7 @@ type translator struct {
 	classes  map[string]*classInfo
 	gateways map[nsName]*gateway
 	gwOrder  []*gateway
+	lsets    map[nsName]*listenerSet // listenerset.go
 
 	sockets  map[string]*socket // by ir.Listener.Name
 	clusters map[string]*ir.Cluster
@@ -127,6 +129,7 @@ func Translate(s *resource.Snapshot, opts Options) (*ir.Config, *status.Report) 
 	t.indexFrontend()
 	t.indexBackendTLS()
 	t.translateGateways()
+	t.translateListenerSets()
 	t.translateRoutes()
 	t.translateL4Routes()
 	cfg := t.build()

@@ -244,7 +244,7 @@ func (p *Provider) discover(ctx context.Context) (map[string]bool, error) {
 }
 
 // gatewayResources are the Gateway API kinds watched when served.
-var gatewayResources = []string{"gatewayclasses", "gateways", "httproutes", "grpcroutes", "tlsroutes",
+var gatewayResources = []string{"gatewayclasses", "gateways", "listenersets", "httproutes", "grpcroutes", "tlsroutes",
 	"tcproutes", "udproutes", "referencegrants", "backendtlspolicies"}
 
 // informer watches one resource, cluster-wide, as unstructured objects.
@@ -285,6 +285,7 @@ func (p *Provider) sources(served map[string]bool) []*source {
 	gwKinds := map[string]*source{
 		"gatewayclasses":  {kind: "GatewayClass", informer: gw("gatewayclasses"), add: converted(func(s *resource.Snapshot, o *gwv1.GatewayClass) { s.GatewayClasses = append(s.GatewayClasses, o) })},
 		"gateways":        {kind: "Gateway", informer: gw("gateways"), add: converted(func(s *resource.Snapshot, o *gwv1.Gateway) { s.Gateways = append(s.Gateways, o) })},
+		"listenersets":    {kind: "ListenerSet", informer: gw("listenersets"), add: converted(func(s *resource.Snapshot, o *gwv1.ListenerSet) { s.ListenerSets = append(s.ListenerSets, o) })},
 		"httproutes":      {kind: "HTTPRoute", informer: gw("httproutes"), add: converted(func(s *resource.Snapshot, o *gwv1.HTTPRoute) { s.HTTPRoutes = append(s.HTTPRoutes, o) })},
 		"grpcroutes":      {kind: "GRPCRoute", informer: gw("grpcroutes"), add: converted(func(s *resource.Snapshot, o *gwv1.GRPCRoute) { s.GRPCRoutes = append(s.GRPCRoutes, o) })},
 		"tlsroutes":       {kind: "TLSRoute", informer: gw("tlsroutes"), add: converted(func(s *resource.Snapshot, o *gwv1.TLSRoute) { s.TLSRoutes = append(s.TLSRoutes, o) })},

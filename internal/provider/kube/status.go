@@ -138,6 +138,13 @@ func (w *StatusWriter) write(ctx context.Context, j *job) {
 		put(ctx, w, gc, func(o *gwv1.GatewayClass) bool { return w.classStatus(o, e) },
 			dynGet[gwv1.GatewayClass](w.dyn, gvr("gatewayclasses"), ""), dynUpdate[gwv1.GatewayClass](w.dyn, gvr("gatewayclasses")))
 	}
+	ourGateways := map[string]bool{}
+	for _, g := range j.snap.Gateways {
+		if ours[string(g.Spec.GatewayClassName)] {
+			ourGateways[g.Namespace+"/"+g.Name] = true
+		}
+	}
+	sets := attachedListenerSets(j.snap, entry)
 	for _, g := range j.snap.Gateways {
 		if !ours[string(g.Spec.GatewayClassName)] {
 			continue
@@ -147,8 +154,20 @@ func (w *StatusWriter) write(ctx context.Context, j *job) {
 		if j.addrs != nil {
 			addrs = j.addrs(g)
 		}
-		put(ctx, w, g, func(o *gwv1.Gateway) bool { return w.gatewayStatus(o, e, addrs) },
+		n := sets[g.Namespace+"/"+g.Name]
+		put(ctx, w, g, func(o *gwv1.Gateway) bool {
+			changed := w.gatewayStatus(o, e, addrs)
+			return setAttachedListenerSets(o, n) || changed
+		},
 			dynGet[gwv1.Gateway](w.dyn, gvr("gateways"), g.Namespace), dynUpdate[gwv1.Gateway](w.dyn, gvr("gateways")))
+	}
+	for _, ls := range j.snap.ListenerSets {
+		if !ourGateways[listenerSetParent(ls)] {
+			continue
+		}
+		e := entry("ListenerSet", ls.Namespace, ls.Name)
+		put(ctx, w, ls, func(o *gwv1.ListenerSet) bool { return w.listenerSetStatus(o, e) },
+			dynGet[gwv1.ListenerSet](w.dyn, gvr("listenersets"), ls.Namespace), dynUpdate[gwv1.ListenerSet](w.dyn, gvr("listenersets")))
 	}
 	for _, r := range j.snap.HTTPRoutes {
 		e := entry("HTTPRoute", r.Namespace, r.Name)
@@ -338,13 +357,23 @@ func (w *StatusWriter) gatewayStatus(g *gwv1.Gateway, e *status.Resource, addrs 
 		g.Status.Addresses, changed = wantAddrs, true
 	}
 
-	ls := make([]gwv1.ListenerStatus, 0, len(e.Listeners))
+	ls, c := listenerStatuses(g.Status.Listeners, e.Listeners, g.Generation, now)
+	g.Status.Listeners = ls
+	return changed || c
+}
+
+// listenerStatuses converts report listeners to API listener statuses
+// (a Gateway's, or a ListenerSet's after conversion), keeping the
+// transition times of cur, and reports whether they differ from cur.
+func listenerStatuses(curList []gwv1.ListenerStatus, in []status.Listener, gen int64, now metav1.Time) ([]gwv1.ListenerStatus, bool) {
+	changed := false
+	ls := make([]gwv1.ListenerStatus, 0, len(in))
 	group := gwv1.Group(gwv1.GroupName)
-	for _, l := range e.Listeners {
+	for _, l := range in {
 		var cur *gwv1.ListenerStatus
-		for i := range g.Status.Listeners {
-			if string(g.Status.Listeners[i].Name) == l.Name {
-				cur = &g.Status.Listeners[i]
+		for i := range curList {
+			if string(curList[i].Name) == l.Name {
+				cur = &curList[i]
 			}
 		}
 		st := gwv1.ListenerStatus{Name: gwv1.SectionName(l.Name), AttachedRoutes: l.AttachedRoutes, SupportedKinds: []gwv1.RouteGroupKind{}}
@@ -361,15 +390,81 @@ func (w *StatusWriter) gatewayStatus(g *gwv1.Gateway, e *status.Resource, addrs 
 			}
 		}
 		var c bool
-		st.Conditions, c = mergeConditions(curConds, conditions(l.Conditions, g.Generation), now)
+		st.Conditions, c = mergeConditions(curConds, conditions(l.Conditions, gen), now)
 		changed = changed || c
 		ls = append(ls, st)
 	}
-	if len(ls) != len(g.Status.Listeners) {
+	if len(ls) != len(curList) {
 		changed = true
 	}
-	g.Status.Listeners = ls
-	return changed
+	return ls, changed
+}
+
+// listenerSetStatus sets a ListenerSet's conditions and listeners.
+func (w *StatusWriter) listenerSetStatus(ls *gwv1.ListenerSet, e *status.Resource) bool {
+	if e == nil || ignored(e.Conditions) {
+		return false
+	}
+	now := w.now()
+	conds, changed := mergeConditions(ls.Status.Conditions, conditions(e.Conditions, ls.Generation), now)
+	ls.Status.Conditions = conds
+	cur := make([]gwv1.ListenerStatus, len(ls.Status.Listeners))
+	for i, l := range ls.Status.Listeners {
+		cur[i] = gwv1.ListenerStatus(l)
+	}
+	want, c := listenerStatuses(cur, e.Listeners, ls.Generation, now)
+	ls.Status.Listeners = make([]gwv1.ListenerEntryStatus, len(want))
+	for i, l := range want {
+		ls.Status.Listeners[i] = gwv1.ListenerEntryStatus(l)
+	}
+	if len(want) == 0 {
+		ls.Status.Listeners = nil
+	}
+	return changed || c
+}
+
+// listenerSetParent is the "namespace/name" of the Gateway a ListenerSet
+// names as its parent ("" when the parent is not a Gateway).
+func listenerSetParent(ls *gwv1.ListenerSet) string {
+	ref := ls.Spec.ParentRef
+	if ref.Group != nil && *ref.Group != gwv1.GroupName || ref.Kind != nil && *ref.Kind != "Gateway" {
+		return ""
+	}
+	ns := ls.Namespace
+	if ref.Namespace != nil && *ref.Namespace != "" {
+		ns = string(*ref.Namespace)
+	}
+	return ns + "/" + string(ref.Name)
+}
+
+// attachedListenerSets counts, per Gateway "namespace/name", the
+// ListenerSets the report accepts: Gateway API's status.attachedListenerSets.
+func attachedListenerSets(snap *resource.Snapshot, entry func(kind, ns, name string) *status.Resource) map[string]int32 {
+	out := map[string]int32{}
+	for _, ls := range snap.ListenerSets {
+		e := entry("ListenerSet", ls.Namespace, ls.Name)
+		if e == nil {
+			continue
+		}
+		for _, c := range e.Conditions {
+			if c.Type == status.Accepted && c.Status {
+				out[listenerSetParent(ls)]++
+			}
+		}
+	}
+	return out
+}
+
+// setAttachedListenerSets sets a Gateway's status.attachedListenerSets to
+// n, leaving it unset while it is unset and n is 0 (so that CRDs older
+// than the field, which prune it, do not see a change on every report).
+func setAttachedListenerSets(g *gwv1.Gateway, n int32) bool {
+	cur := g.Status.AttachedListenerSets
+	if cur == nil && n == 0 || cur != nil && *cur == n {
+		return false
+	}
+	g.Status.AttachedListenerSets = &n
+	return true
 }
 
 func equalAddresses(a, b []gwv1.GatewayStatusAddress) bool {

@@ -7,6 +7,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 
+	"causeway.dev/causeway/internal/resource"
 	"causeway.dev/causeway/internal/status"
 	"causeway.dev/causeway/internal/translate"
 )
@@ -140,5 +141,93 @@ func TestPolicyStatusKeepsOthersAncestors(t *testing.T) {
 	e.Parents = nil
 	if !w.policyStatus(ps, "app", 5, e) || len(ps.Ancestors) != 1 {
 		t.Errorf("dropped ancestor not removed: %+v", ps.Ancestors)
+	}
+}
+
+func TestListenerSetStatusConditionsAndListeners(t *testing.T) {
+	w := testWriter(time.Unix(100, 0))
+	ls := &gwv1.ListenerSet{ObjectMeta: metav1.ObjectMeta{Name: "ls", Namespace: "ns", Generation: 4}}
+	// What the API server defaults a new ListenerSet's status to.
+	ls.Status.Conditions = []metav1.Condition{
+		{Type: "Accepted", Status: metav1.ConditionUnknown, Reason: "Pending"},
+		{Type: "Programmed", Status: metav1.ConditionUnknown, Reason: "Pending"},
+	}
+	e := &status.Resource{
+		Conditions: []status.Condition{{Type: status.Accepted, Status: true, Reason: status.ReasonAccepted}, {Type: status.Programmed, Status: true, Reason: status.ReasonProgrammed}},
+		Listeners: []status.Listener{
+			{Name: "a", AttachedRoutes: 3, SupportedKinds: []string{"HTTPRoute"}, Conditions: []status.Condition{{Type: status.Accepted, Status: true, Reason: status.ReasonAccepted}}},
+			{Name: "b", SupportedKinds: []string{}, Conditions: []status.Condition{{Type: status.Conflicted, Status: true, Reason: status.ReasonHostnameConflict}}},
+		},
+	}
+	if !w.listenerSetStatus(ls, e) {
+		t.Fatal("no change reported")
+	}
+	if len(ls.Status.Conditions) != 2 || ls.Status.Conditions[0].Status != metav1.ConditionTrue || ls.Status.Conditions[1].Reason != status.ReasonProgrammed ||
+		ls.Status.Conditions[0].ObservedGeneration != 4 {
+		t.Errorf("conditions = %+v", ls.Status.Conditions)
+	}
+	if len(ls.Status.Listeners) != 2 {
+		t.Fatalf("listeners = %+v", ls.Status.Listeners)
+	}
+	a, b := ls.Status.Listeners[0], ls.Status.Listeners[1]
+	if a.Name != "a" || a.AttachedRoutes != 3 || len(a.SupportedKinds) != 1 || a.SupportedKinds[0].Kind != "HTTPRoute" || *a.SupportedKinds[0].Group != gwv1.GroupName {
+		t.Errorf("listener a = %+v", a)
+	}
+	if b.Name != "b" || b.Conditions[0].Type != status.Conflicted || b.Conditions[0].Status != metav1.ConditionTrue || b.Conditions[0].ObservedGeneration != 4 {
+		t.Errorf("listener b = %+v", b)
+	}
+	if w.listenerSetStatus(ls, e) {
+		t.Error("unchanged status reported as changed")
+	}
+	e.Listeners[0].AttachedRoutes = 4
+	if !w.listenerSetStatus(ls, e) || ls.Status.Listeners[0].AttachedRoutes != 4 {
+		t.Error("attachedRoutes change not written")
+	}
+	// A ListenerSet of a Gateway of another controller is left alone.
+	ign := &status.Resource{Conditions: []status.Condition{{Type: "Ignored", Status: true, Reason: status.ReasonNotReconciled}}}
+	if w.listenerSetStatus(ls, ign) {
+		t.Error("ignored ListenerSet written")
+	}
+}
+
+func TestAttachedListenerSets(t *testing.T) {
+	gwNS := gwv1.Namespace("infra")
+	svc := gwv1.Kind("Service")
+	mk := func(ns, name string, ref gwv1.ParentGatewayReference) *gwv1.ListenerSet {
+		return &gwv1.ListenerSet{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns}, Spec: gwv1.ListenerSetSpec{ParentRef: ref}}
+	}
+	snap := resource.New()
+	snap.ListenerSets = []*gwv1.ListenerSet{
+		mk("infra", "same-ns", gwv1.ParentGatewayReference{Name: "gw"}),
+		mk("team", "cross-ns", gwv1.ParentGatewayReference{Name: "gw", Namespace: &gwNS}),
+		mk("team", "rejected", gwv1.ParentGatewayReference{Name: "gw", Namespace: &gwNS}),
+		mk("team", "bad-kind", gwv1.ParentGatewayReference{Name: "gw", Namespace: &gwNS, Kind: &svc}),
+		mk("team", "no-entry", gwv1.ParentGatewayReference{Name: "gw", Namespace: &gwNS}),
+	}
+	accepted := &status.Resource{Conditions: []status.Condition{{Type: status.Accepted, Status: true, Reason: status.ReasonAccepted}}}
+	rejected := &status.Resource{Conditions: []status.Condition{{Type: status.Accepted, Status: false, Reason: "NotAllowed"}}}
+	entries := map[string]*status.Resource{"infra/same-ns": accepted, "team/cross-ns": accepted, "team/rejected": rejected, "team/bad-kind": accepted}
+	got := attachedListenerSets(snap, func(kind, ns, name string) *status.Resource {
+		if kind != "ListenerSet" {
+			t.Fatalf("entry of kind %s asked", kind)
+		}
+		return entries[ns+"/"+name]
+	})
+	if got["infra/gw"] != 2 || len(got) != 2 || got[""] != 1 {
+		t.Errorf("counts = %v; want infra/gw: 2 (and the bad kind under \"\")", got)
+	}
+
+	g := &gwv1.Gateway{}
+	if setAttachedListenerSets(g, 0) || g.Status.AttachedListenerSets != nil {
+		t.Error("0 written on a Gateway without the field")
+	}
+	if !setAttachedListenerSets(g, 2) || *g.Status.AttachedListenerSets != 2 {
+		t.Error("2 not written")
+	}
+	if setAttachedListenerSets(g, 2) {
+		t.Error("unchanged count reported as changed")
+	}
+	if !setAttachedListenerSets(g, 0) || *g.Status.AttachedListenerSets != 0 {
+		t.Error("drop to 0 not written")
 	}
 }
