@@ -6,23 +6,14 @@
 # the gateway in the foreground with the access log off (as nginx's and
 # HAProxy's are in that run).
 set -euo pipefail
+source "$(dirname "$0")/lib.sh"
 : "${LISTEN_PORT:?} ${TLS_LISTEN_PORT:?} ${BACKEND_ADDR:?} ${WORK_DIR:?}"
 BIN=${CAUSEWAY_BIN:-./bin/causeway}
 cfg=$WORK_DIR/causeway
 mkdir -p "$cfg"
 indent() { sed 's/^/    /' "$1"; }
 cat >"$cfg/bench.yaml" <<YAML
-apiVersion: gateway.networking.k8s.io/v1
-kind: GatewayClass
-metadata: {name: causeway}
-spec: {controllerName: causeway.dev/gateway-controller}
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: Gateway
-metadata: {name: bench}
-spec:
-  gatewayClassName: causeway
-  addresses: [{type: IPAddress, value: 127.0.0.1}]
+$(gateway_yaml bench)
   listeners:
   - {name: http, protocol: HTTP, port: ${LISTEN_PORT}}
   - name: https

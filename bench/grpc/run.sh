@@ -23,32 +23,14 @@ while [ $# -gt 0 ]; do
     *) echo "unknown flag $1" >&2; exit 2 ;;
   esac
 done
-OUT=$(mktemp -d /tmp/causeway-bench-grpc.XXXXXX)
-PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -f "$OUT/causeway" "$OUT/grpcbench"; }
-trap cleanup EXIT
-if [ -n "${CAUSEWAY_BIN:-}" ]; then cp "$CAUSEWAY_BIN" "$OUT/causeway"; else ./build.sh "$OUT/causeway"; fi
-go build -trimpath -o "$OUT/grpcbench" ./bench/grpc
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-cpu_ticks() { sed 's/^.*) //' "/proc/$1/stat" | awk '{print $12+$13}'; }
-HZ=$(getconf CLK_TCK)
+source bench/lib.sh
+bench_setup grpc
 
 SRV=$(free_port) GW=$(free_port) ADMIN=$(free_port)
 "$OUT/grpcbench" server -listen "127.0.0.1:$SRV" & PIDS+=($!); SRV_PID=$!
 mkdir -p "$OUT/config"
 cat > "$OUT/config/all.yaml" <<EOF
-apiVersion: gateway.networking.k8s.io/v1
-kind: GatewayClass
-metadata: {name: causeway}
-spec: {controllerName: causeway.dev/gateway-controller}
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: Gateway
-metadata: {name: gw}
-spec:
-  gatewayClassName: causeway
-  addresses: [{type: IPAddress, value: 127.0.0.1}]
+$(gateway_yaml gw)
   listeners: [{name: grpc, protocol: HTTP, port: $GW}]
 ---
 apiVersion: gateway.networking.k8s.io/v1
@@ -72,11 +54,9 @@ addressType: IPv4
 ports: [{name: grpc, port: $SRV}]
 endpoints: [{addresses: [127.0.0.1]}]
 EOF
-"$OUT/causeway" gateway --config "$OUT/config" --admin-addr "127.0.0.1:$ADMIN" --access-log off --log-level warn & PIDS+=($!); GW_PID=$!
-for _ in $(seq 100); do curl -fs "http://127.0.0.1:$ADMIN/ready" >/dev/null 2>&1 && break; sleep 0.1; done
-curl -fs "http://127.0.0.1:$ADMIN/ready" >/dev/null
+start_gateway
 
-echo "date: $(date -u +%FT%TZ); commit $(git rev-parse --short HEAD); binary ${CAUSEWAY_BIN:-built from the work tree}; $(nproc) cores; load $(cut -d' ' -f1-3 /proc/loadavg)"
+bench_header
 echo "round,conc,mode,calls_per_s,p50_ms,p99_ms,errors,gateway_cpu_ms_per_1k,server_cpu_ms_per_1k,client_cpu_ms_per_1k,load1" > "$OUT/raw.csv"
 run() { # conc mode target
   local g0 s0 g1 s1 line calls
@@ -84,7 +64,7 @@ run() { # conc mode target
   line=$("$OUT/grpcbench" load -target "$3" -c "$1" -duration "${DURATION}s")
   g1=$(cpu_ticks "$GW_PID"); s1=$(cpu_ticks "$SRV_PID")
   calls=$(sed 's/.*calls=\([0-9]*\) .*/\1/' <<<"$line")
-  awk -v r="$r" -v c="$1" -v m="$2" -v l="$line" -v n="$calls" -v gd=$((g1-g0)) -v sd=$((s1-s0)) -v hz="$HZ" -v load="$(cut -d' ' -f1 /proc/loadavg)" 'BEGIN{
+  awk -v r="$r" -v c="$1" -v m="$2" -v l="$line" -v n="$calls" -v gd=$((g1-g0)) -v sd=$((s1-s0)) -v hz="$HZ" -v load="$(load1)" 'BEGIN{
     split(l, kv, " "); for (i in kv) { split(kv[i], p, "="); v[p[1]] = p[2] }
     g = (m == "direct") ? "-" : sprintf("%.1f", gd*1000/hz/n*1000)
     printf "%s,%s,%s,%s,%s,%s,%s,%s,%.1f,%.1f,%s\n", r, c, m, v["calls_per_s"], v["p50_ms"], v["p99_ms"], v["errors"], g, sd*1000/hz/n*1000, v["client_cpu_s"]*1000/n*1000, load }' | tee -a "$OUT/raw.csv"
@@ -108,8 +88,8 @@ echo
 echo "| callers | direct calls/s | Causeway calls/s | ratio | Causeway p50 ms | direct p50 ms | gateway CPU-ms/1k | server CPU-ms/1k (direct / via) | client CPU-ms/1k (direct / via) |"
 echo "|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
 for c in $CONC; do
-  med() { grep "^[0-9]*,$c,$1," "$OUT/raw.csv" | cut -d, -f"$2" | sort -g | awk '{a[NR]=$1} END{print a[int((NR+1)/2)]}'; }
+  med() { median "$OUT/raw.csv" "^[0-9]*,$c,$1," "$2"; }
   d=$(med direct 4) v=$(med causeway 4)
-  echo "| $c | $d | $v | $(awk -v a="$v" -v b="$d" 'BEGIN{printf "%.2f", a/b}') | $(med causeway 5) | $(med direct 5) | $(med causeway 8) | $(med direct 9) / $(med causeway 9) | $(med direct 10) / $(med causeway 10) |"
+  echo "| $c | $d | $v | $(ratio "$v" "$d") | $(med causeway 5) | $(med direct 5) | $(med causeway 8) | $(med direct 9) / $(med causeway 9) | $(med direct 10) / $(med causeway 10) |"
 done
 rm -rf "$OUT/config"

@@ -23,33 +23,16 @@ while [ $# -gt 0 ]; do
     *) echo "unknown flag $1" >&2; exit 2 ;;
   esac
 done
-command -v haproxy >/dev/null || { apt-get update -qq && apt-get install -y -qq haproxy >/dev/null; }
-OUT=$(mktemp -d /tmp/causeway-bench-tcp.XXXXXX)
-PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -f "$OUT/causeway" "$OUT/tcpbench"; }
-trap cleanup EXIT
-if [ -n "${CAUSEWAY_BIN:-}" ]; then cp "$CAUSEWAY_BIN" "$OUT/causeway"; else ./build.sh "$OUT/causeway"; fi
-go build -trimpath -o "$OUT/tcpbench" ./bench/tcp
+source bench/lib.sh
+need_haproxy
+bench_setup tcp
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-cpu_ticks() { sed 's/^.*) //' "/proc/$1/stat" | awk '{print $12+$13}'; }
-HZ=$(getconf CLK_TCK)
 SINK=$(free_port) CW=$(free_port) HA=$(free_port) ADMIN=$(free_port)
 "$OUT/tcpbench" sink -listen "127.0.0.1:$SINK" & PIDS+=($!); SINK_PID=$!
 
 mkdir -p "$OUT/config"
 cat > "$OUT/config/all.yaml" <<EOF
-apiVersion: gateway.networking.k8s.io/v1
-kind: GatewayClass
-metadata: {name: causeway}
-spec: {controllerName: causeway.dev/gateway-controller}
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: Gateway
-metadata: {name: gw}
-spec:
-  gatewayClassName: causeway
-  addresses: [{type: IPAddress, value: 127.0.0.1}]
+$(gateway_yaml gw)
   listeners: [{name: tcp, protocol: TCP, port: $CW}]
 ---
 apiVersion: gateway.networking.k8s.io/v1alpha2
@@ -65,8 +48,6 @@ metadata: {name: sink}
 spec:
   endpoints: [{ip: {address: 127.0.0.1, port: $SINK}}]
 EOF
-"$OUT/causeway" gateway --config "$OUT/config" --admin-addr "127.0.0.1:$ADMIN" --access-log off --log-level warn & PIDS+=($!); CW_PID=$!
-
 # HAProxy in TCP mode, one thread per core, splice(2) forced both ways
 # (splice-auto did not splice on loopback here: strace showed recvfrom/sendto).
 cat > "$OUT/haproxy.cfg" <<EOF
@@ -87,17 +68,16 @@ backend be
   server s1 127.0.0.1:$SINK
 EOF
 haproxy -db -f "$OUT/haproxy.cfg" & PIDS+=($!); HA_PID=$!
-for _ in $(seq 100); do curl -fs "http://127.0.0.1:$ADMIN/ready" >/dev/null 2>&1 && break; sleep 0.1; done
-curl -fs "http://127.0.0.1:$ADMIN/ready" >/dev/null
+start_gateway; CW_PID=$GW_PID
 
-echo "date: $(date -u +%FT%TZ); commit $(git rev-parse --short HEAD); binary ${CAUSEWAY_BIN:-built from the work tree}; $(nproc) cores; load $(cut -d' ' -f1-3 /proc/loadavg); $(haproxy -v | head -1)"
+bench_header "$(haproxy -v | head -1)"
 echo "round,target,gib_per_s,bytes,seconds,proxy_cpu_s_per_gib,sink_cpu_s_per_gib,client_cpu_s_per_gib,load1" > "$OUT/raw.csv"
 run() { # name port pid
   local p0 s0 p1 s1 line
   p0=0; [ "$3" != - ] && p0=$(cpu_ticks "$3"); s0=$(cpu_ticks "$SINK_PID")
   line=$("$OUT/tcpbench" send -target "127.0.0.1:$2" -streams "$STREAMS" -bytes "$BYTES" -duration "${DURATION}s")
   p1=0; [ "$3" != - ] && p1=$(cpu_ticks "$3"); s1=$(cpu_ticks "$SINK_PID")
-  awk -v r="$r" -v n="$1" -v l="$line" -v pd=$((p1-p0)) -v sd=$((s1-s0)) -v hz="$HZ" -v load="$(cut -d' ' -f1 /proc/loadavg)" 'BEGIN{
+  awk -v r="$r" -v n="$1" -v l="$line" -v pd=$((p1-p0)) -v sd=$((s1-s0)) -v hz="$HZ" -v load="$(load1)" 'BEGIN{
     split(l, kv, " "); for (i in kv) { split(kv[i], p, "="); v[p[1]] = p[2] }
     gib = v["bytes"] / 2^30
     pc = (n == "direct") ? "-" : sprintf("%.3f", pd/hz/gib)
@@ -119,8 +99,8 @@ done
 echo
 echo "| target | GiB/s (median) | ratio vs direct | proxy CPU-s per GiB | sink CPU-s per GiB | sender CPU-s per GiB |"
 echo "|---|---:|---:|---:|---:|---:|"
-med() { grep "^[0-9]*,$1," "$OUT/raw.csv" | cut -d, -f"$2" | sort -g | awk '{a[NR]=$1} END{print a[int((NR+1)/2)]}'; }
+med() { median "$OUT/raw.csv" "^[0-9]*,$1," "$2"; }
 D=$(med direct 3)
 for n in direct causeway haproxy; do
-  echo "| $n | $(med $n 3) | $(awk -v a="$(med $n 3)" -v b="$D" 'BEGIN{printf "%.2f", a/b}') | $(med $n 6) | $(med $n 7) | $(med $n 8) |"
+  echo "| $n | $(med $n 3) | $(ratio "$(med $n 3)" "$D") | $(med $n 6) | $(med $n 7) | $(med $n 8) |"
 done

@@ -21,17 +21,10 @@ while [ $# -gt 0 ]; do
     *) echo "unknown flag $1" >&2; exit 2 ;;
   esac
 done
-command -v haproxy >/dev/null || { apt-get update -qq && apt-get install -y -qq haproxy >/dev/null; }
-OUT=$(mktemp -d /tmp/causeway-bench-tls.XXXXXX)
-PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -f "$OUT/causeway" "$OUT/tlsbench"; }
-trap cleanup EXIT
-if [ -n "${CAUSEWAY_BIN:-}" ]; then cp "$CAUSEWAY_BIN" "$OUT/causeway"; else ./build.sh "$OUT/causeway"; fi
-go build -trimpath -o "$OUT/tlsbench" ./bench/tls
+source bench/lib.sh
+need_haproxy
+bench_setup tls
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-cpu_ticks() { sed 's/^.*) //' "/proc/$1/stat" | awk '{print $12+$13}'; }
-HZ=$(getconf CLK_TCK)
 for k in ecdsa rsa; do
   if [ $k = ecdsa ]; then opt=(-newkey ec -pkeyopt ec_paramgen_curve:prime256v1); else opt=(-newkey rsa:2048); fi
   openssl req -x509 "${opt[@]}" -nodes -days 2 -subj /CN=bench.example -addext subjectAltName=DNS:bench.example \
@@ -42,17 +35,7 @@ CE=$(free_port) CR=$(free_port) HE=$(free_port) HR=$(free_port) ADMIN=$(free_por
 b64() { base64 -w0 "$1"; }
 mkdir -p "$OUT/config"
 cat > "$OUT/config/all.yaml" <<EOF
-apiVersion: gateway.networking.k8s.io/v1
-kind: GatewayClass
-metadata: {name: causeway}
-spec: {controllerName: causeway.dev/gateway-controller}
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: Gateway
-metadata: {name: gw}
-spec:
-  gatewayClassName: causeway
-  addresses: [{type: IPAddress, value: 127.0.0.1}]
+$(gateway_yaml gw)
   listeners:
   - {name: ecdsa, protocol: HTTPS, port: $CE, tls: {certificateRefs: [{name: ecdsa}]}}
   - {name: rsa, protocol: HTTPS, port: $CR, tls: {certificateRefs: [{name: rsa}]}}
@@ -69,7 +52,6 @@ metadata: {name: rsa}
 type: kubernetes.io/tls
 data: {tls.crt: $(b64 "$OUT/rsa.crt"), tls.key: $(b64 "$OUT/rsa.key")}
 EOF
-"$OUT/causeway" gateway --config "$OUT/config" --admin-addr "127.0.0.1:$ADMIN" --access-log off --log-level warn & PIDS+=($!); CW_PID=$!
 cat > "$OUT/haproxy.cfg" <<EOF
 global
   nbthread $(nproc)
@@ -88,10 +70,9 @@ frontend rsa
   http-request return status 404
 EOF
 haproxy -db -f "$OUT/haproxy.cfg" & PIDS+=($!); HA_PID=$!
-for _ in $(seq 100); do curl -fs "http://127.0.0.1:$ADMIN/ready" >/dev/null 2>&1 && break; sleep 0.1; done
-curl -fs "http://127.0.0.1:$ADMIN/ready" >/dev/null
+start_gateway; CW_PID=$GW_PID
 
-echo "date: $(date -u +%FT%TZ); commit $(git rev-parse --short HEAD); binary ${CAUSEWAY_BIN:-built from the work tree}; $(nproc) cores; load $(cut -d' ' -f1-3 /proc/loadavg); $(haproxy -v | head -1); $(openssl version)"
+bench_header "$(haproxy -v | head -1); $(openssl version)"
 echo "round,proxy,cert,mode,conns_per_s,resumed,errors,proxy_cpu_ms_per_conn,load1" > "$OUT/raw.csv"
 run() { # proxy cert mode port pid
   local p0 p1 line flag=()
@@ -99,7 +80,7 @@ run() { # proxy cert mode port pid
   p0=$(cpu_ticks "$5")
   line=$("$OUT/tlsbench" -target "127.0.0.1:$4" -c "$CONC" -duration "${DURATION}s" "${flag[@]}")
   p1=$(cpu_ticks "$5")
-  awk -v r="$r" -v p="$1" -v c="$2" -v m="$3" -v l="$line" -v pd=$((p1-p0)) -v hz="$HZ" -v load="$(cut -d' ' -f1 /proc/loadavg)" 'BEGIN{
+  awk -v r="$r" -v p="$1" -v c="$2" -v m="$3" -v l="$line" -v pd=$((p1-p0)) -v hz="$HZ" -v load="$(load1)" 'BEGIN{
     split(l, kv, " "); for (i in kv) { split(kv[i], q, "="); v[q[1]] = q[2] }
     printf "%s,%s,%s,%s,%s,%s,%s,%.3f,%s\n", r, p, c, m, v["conns_per_s"], v["resumed"], v["errors"], pd*1000/hz/(v["conns"]>0?v["conns"]:1), load }' | tee -a "$OUT/raw.csv"
 }
@@ -113,8 +94,8 @@ done
 echo
 echo "| certificate | handshake | Causeway conns/s | HAProxy conns/s | ratio Causeway/HAProxy | Causeway CPU-ms per conn | HAProxy CPU-ms per conn |"
 echo "|---|---|---:|---:|---:|---:|---:|"
-med() { grep "^[0-9]*,$1,$2,$3," "$OUT/raw.csv" | cut -d, -f"$4" | sort -g | awk '{a[NR]=$1} END{print a[int((NR+1)/2)]}'; }
+med() { median "$OUT/raw.csv" "^[0-9]*,$1,$2,$3," "$4"; }
 for c in ecdsa rsa; do for m in full resumed; do
   a=$(med causeway $c $m 5) b=$(med haproxy $c $m 5)
-  echo "| $c | $m | $a | $b | $(awk -v a="$a" -v b="$b" 'BEGIN{printf "%.2f", a/b}') | $(med causeway $c $m 8) | $(med haproxy $c $m 8) |"
+  echo "| $c | $m | $a | $b | $(ratio "$a" "$b") | $(med causeway $c $m 8) | $(med haproxy $c $m 8) |"
 done; done

@@ -21,6 +21,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"causeway.dev/causeway/test/testbin"
 )
 
 // pki is a certificate authority of the test, or a certificate it issued.
@@ -129,18 +131,7 @@ func TestClientCertificates(t *testing.T) {
 
 	setPort, fwdPort, offPort := freePort(t), freePort(t), freePort(t)
 	dir := t.TempDir()
-	writeFile(t, dir, "all.yaml", fmt.Sprintf(`apiVersion: gateway.networking.k8s.io/v1
-kind: GatewayClass
-metadata: {name: causeway}
-spec: {controllerName: causeway.dev/gateway-controller}
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: Gateway
-metadata: {name: gw}
-spec:
-  gatewayClassName: causeway
-  addresses: [{type: IPAddress, value: 127.0.0.1}]
-  tls:
+	writeFile(t, dir, "all.yaml", testbin.GatewayYAML("gw")+fmt.Sprintf(`  tls:
     frontend:
       default:
         validation:
@@ -187,9 +178,7 @@ spec:
 ---
 `, setPort, fwdPort, offPort, indent(clientCA.pem))+backendYAML("app", be)+"---\n"+secretYAML("server", server.pem, server.kpem))
 	g := startGateway(t, dir, "--access-log", "off")
-	if p := strings.TrimSpace(g.get("/status?problems=1")); p != "" {
-		t.Fatalf("configuration problems:\n%s", p)
-	}
+	g.wantNoProblems()
 
 	// curlGet runs curl against a listener and returns the HTTP status
 	// ("000" when there was none), the body and curl's error output.

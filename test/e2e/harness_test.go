@@ -46,18 +46,7 @@ func writeFile(t testing.TB, dir, name, content string) {
 // gatewayYAML is a GatewayClass and a Gateway with one HTTP listener on
 // 127.0.0.1:port.
 func gatewayYAML(port int) string {
-	return fmt.Sprintf(`apiVersion: gateway.networking.k8s.io/v1
-kind: GatewayClass
-metadata: {name: causeway}
-spec: {controllerName: causeway.dev/gateway-controller}
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: Gateway
-metadata: {name: gw}
-spec:
-  gatewayClassName: causeway
-  addresses: [{type: IPAddress, value: 127.0.0.1}]
-  listeners:
+	return testbin.GatewayYAML("gw") + fmt.Sprintf(`  listeners:
   - {name: http, protocol: HTTP, port: %d, allowedRoutes: {namespaces: {from: All}}}
 `, port)
 }
@@ -164,6 +153,14 @@ func (g *gateway) version() string {
 		return ""
 	}
 	return cfg.Version
+}
+
+// wantNoProblems fails the test if the configuration has problems.
+func (g *gateway) wantNoProblems() {
+	g.t.Helper()
+	if p := strings.TrimSpace(g.get("/status?problems=1")); p != "" {
+		g.t.Fatalf("configuration problems:\n%s", p)
+	}
 }
 
 // get fetches an admin path and returns the body.

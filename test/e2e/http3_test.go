@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"crypto/tls"
-	"crypto/x509"
 	"fmt"
 	"io"
 	"net/http"
@@ -11,6 +10,8 @@ import (
 	"time"
 
 	"github.com/quic-go/quic-go/http3"
+
+	"causeway.dev/causeway/test/testbin"
 )
 
 // TestHTTP3: a ClientTrafficPolicy switches HTTP/3 on for an HTTPS
@@ -22,18 +23,7 @@ func TestHTTP3(t *testing.T) {
 	certPEM, keyPEM := selfSigned(t, "h3.example.com")
 	port := freePort(t)
 	dir := t.TempDir()
-	writeFile(t, dir, "all.yaml", fmt.Sprintf(`apiVersion: gateway.networking.k8s.io/v1
-kind: GatewayClass
-metadata: {name: causeway}
-spec: {controllerName: causeway.dev/gateway-controller}
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: Gateway
-metadata: {name: gw}
-spec:
-  gatewayClassName: causeway
-  addresses: [{type: IPAddress, value: 127.0.0.1}]
-  listeners:
+	writeFile(t, dir, "all.yaml", testbin.GatewayYAML("gw")+fmt.Sprintf(`  listeners:
   - {name: https, protocol: HTTPS, port: %d, tls: {certificateRefs: [{name: cert}]}}
 ---
 apiVersion: causeway.dev/v1alpha1
@@ -52,12 +42,8 @@ spec:
 ---
 `, port)+backendYAML("app", be)+"---\n"+secretYAML("cert", certPEM, keyPEM))
 	g := startGateway(t, dir, "--access-log", "stdout")
-	if p := strings.TrimSpace(g.get("/status?problems=1")); p != "" {
-		t.Fatalf("configuration problems:\n%s", p)
-	}
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(certPEM)
-	tlsConf := &tls.Config{RootCAs: pool, ServerName: "h3.example.com"}
+	g.wantNoProblems()
+	tlsConf := &tls.Config{RootCAs: certPool(certPEM), ServerName: "h3.example.com"}
 	url := fmt.Sprintf("https://127.0.0.1:%d", port)
 
 	t.Run("Alt-Svc on TCP", func(t *testing.T) {

@@ -3,7 +3,6 @@ package e2e
 import (
 	"bytes"
 	"crypto/tls"
-	"crypto/x509"
 	"fmt"
 	"io"
 	"net"
@@ -12,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"causeway.dev/causeway/test/testbin"
 )
 
 // TestL4 drives TLS passthrough (the client sees the backend's own
@@ -30,33 +31,13 @@ func TestL4(t *testing.T) {
 	t.Cleanup(func() { srv.Process.Kill(); srv.Wait() })
 
 	// A TLS backend with its own certificate, echoing what it reads.
-	beCert, beKey := selfSigned(t, "db.example.com")
-	pair, err := tls.X509KeyPair(beCert, beKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tlsLn, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{pair}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { tlsLn.Close() })
-	go acceptEcho(tlsLn)
-	plainLn, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { plainLn.Close() })
-	go acceptEcho(plainLn)
+	tlsAddr, beCert := serveTLS(t, "db.example.com", acceptEcho)
+	plainAddr := serveTCP(t, acceptEcho)
 
 	gwCert, gwKey := selfSigned(t, "term.example.com")
 	passPort, termPort, tcpPort := freePort(t), freePort(t), freePort(t)
 	dir := t.TempDir()
-	writeFile(t, dir, "all.yaml", fmt.Sprintf(`apiVersion: gateway.networking.k8s.io/v1
-kind: GatewayClass
-metadata: {name: causeway}
-spec: {controllerName: causeway.dev/gateway-controller}
----
-apiVersion: gateway.networking.k8s.io/v1
+	writeFile(t, dir, "all.yaml", testbin.GatewayClassYAML+"---\n"+fmt.Sprintf(`apiVersion: gateway.networking.k8s.io/v1
 kind: Gateway
 metadata: {name: edge}
 spec:
@@ -89,8 +70,8 @@ spec:
   parentRefs: [{name: edge, sectionName: redis}]
   rules: [{backendRefs: [{group: causeway.dev, kind: Backend, name: redis}]}]
 ---
-`, passPort, termPort, tcpPort)+backendYAML("tls-echo", tlsLn.Addr().String())+"---\n"+
-		backendYAML("plain-echo", plainLn.Addr().String())+"---\n"+
+`, passPort, termPort, tcpPort)+backendYAML("tls-echo", tlsAddr)+"---\n"+
+		backendYAML("plain-echo", plainAddr)+"---\n"+
 		backendYAML("redis", fmt.Sprintf("127.0.0.1:%d", redisPort))+"---\n"+secretYAML("gw-cert", gwCert, gwKey))
 	g := startGateway(t, dir, "--access-log", "off")
 	if p := g.get("/status?problems=1"); strings.TrimSpace(p) != "" {
@@ -98,9 +79,7 @@ spec:
 	}
 
 	t.Run("passthrough shows the backend's certificate", func(t *testing.T) {
-		pool := x509.NewCertPool()
-		pool.AppendCertsFromPEM(beCert)
-		c, err := tls.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", passPort), &tls.Config{ServerName: "db.example.com", RootCAs: pool})
+		c, err := tls.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", passPort), &tls.Config{ServerName: "db.example.com", RootCAs: certPool(beCert)})
 		if err != nil {
 			t.Fatalf("handshake through the gateway: %v", err)
 		}
@@ -118,9 +97,7 @@ spec:
 		}
 	})
 	t.Run("terminate then plaintext", func(t *testing.T) {
-		pool := x509.NewCertPool()
-		pool.AppendCertsFromPEM(gwCert)
-		c, err := tls.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", termPort), &tls.Config{ServerName: "term.example.com", RootCAs: pool})
+		c, err := tls.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", termPort), &tls.Config{ServerName: "term.example.com", RootCAs: certPool(gwCert)})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -149,6 +126,34 @@ spec:
 	})
 }
 
+// serveTCP serves a loopback listener with serve until the test ends and
+// returns its address.
+func serveTCP(t testing.TB, serve func(net.Listener)) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go serve(ln)
+	return ln.Addr().String()
+}
+
+// serveTLS is serveTCP behind TLS, with a self-signed certificate for
+// host, which it returns (PEM).
+func serveTLS(t testing.TB, host string, serve func(net.Listener)) (addr string, certPEM []byte) {
+	t.Helper()
+	certPEM, keyPEM := selfSigned(t, host)
+	pair, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return serveTCP(t, func(ln net.Listener) {
+		serve(tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{pair}}))
+	}), certPEM
+}
+
+// acceptEcho echoes what each connection of ln reads.
 func acceptEcho(ln net.Listener) {
 	for {
 		c, err := ln.Accept()

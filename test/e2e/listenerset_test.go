@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"causeway.dev/causeway/test/testbin"
 )
 
 // TestListenerSet serves a ListenerSet's listeners with the built binary:
@@ -20,18 +22,7 @@ func TestListenerSet(t *testing.T) {
 	port, own := freePort(t), freePort(t)
 	dir := t.TempDir()
 	gw := func(from string) string {
-		return fmt.Sprintf(`apiVersion: gateway.networking.k8s.io/v1
-kind: GatewayClass
-metadata: {name: causeway}
-spec: {controllerName: causeway.dev/gateway-controller}
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: Gateway
-metadata: {name: gw}
-spec:
-  gatewayClassName: causeway
-  addresses: [{type: IPAddress, value: 127.0.0.1}]
-  allowedListeners: {namespaces: {from: %s}}
+		return testbin.GatewayYAML("gw") + fmt.Sprintf(`  allowedListeners: {namespaces: {from: %s}}
   listeners:
   - {name: http, protocol: HTTP, port: %d, hostname: gw.example}
 `, from, port)

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"causeway.dev/causeway/test/testbin"
 )
 
 // TestMisdirectedRequests: the Gateway and routes of the Gateway API
@@ -32,18 +34,7 @@ func TestMisdirectedRequests(t *testing.T) {
 
 	port := freePort(t)
 	dir := t.TempDir()
-	cfg := fmt.Sprintf(`apiVersion: gateway.networking.k8s.io/v1
-kind: GatewayClass
-metadata: {name: causeway}
-spec: {controllerName: causeway.dev/gateway-controller}
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: Gateway
-metadata: {name: same-namespace-with-https-listener}
-spec:
-  gatewayClassName: causeway
-  addresses: [{type: IPAddress, value: 127.0.0.1}]
-  listeners:
+	cfg := testbin.GatewayYAML("same-namespace-with-https-listener") + fmt.Sprintf(`  listeners:
   - {name: https, port: %[1]d, protocol: HTTPS, tls: {certificateRefs: [{name: server}]}}
   - {name: https-with-hostname, port: %[1]d, hostname: second-example.org, protocol: HTTPS, tls: {certificateRefs: [{name: server}]}}
   - {name: https-with-wildcard-hostname, port: %[1]d, hostname: "*.wildcard.org", protocol: HTTPS, tls: {certificateRefs: [{name: server}]}}
@@ -73,9 +64,7 @@ spec:
 	cfg += "---\n" + secretYAML("server", server.pem, server.kpem)
 	writeFile(t, dir, "all.yaml", cfg)
 	g := startGateway(t, dir)
-	if p := strings.TrimSpace(g.get("/status?problems=1")); p != "" {
-		t.Fatalf("configuration problems:\n%s", p)
-	}
+	g.wantNoProblems()
 
 	cases := []struct {
 		sni, host string

@@ -3,13 +3,14 @@ package e2e
 import (
 	"bufio"
 	"crypto/tls"
-	"crypto/x509"
 	"fmt"
 	"io"
 	"net"
 	"strings"
 	"testing"
 	"time"
+
+	"causeway.dev/causeway/test/testbin"
 )
 
 // TestTLSMixed: TLS listeners in modes Terminate and Passthrough on one
@@ -19,36 +20,16 @@ import (
 // TCP backend; the passthrough SNI completes its handshake with a real TLS
 // backend; any other SNI is refused.
 func TestTLSMixed(t *testing.T) {
-	beCert, beKey := selfSigned(t, "abc.example.com")
-	pair, err := tls.X509KeyPair(beCert, beKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tlsLn, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{pair}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { tlsLn.Close() })
-	go acceptEcho(tlsLn)
+	tlsAddr, beCert := serveTLS(t, "abc.example.com", acceptEcho)
 	// The plaintext backend answers each line it reads prefixed, so a
 	// reply proves it received plaintext, not TLS records.
-	plainLn, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { plainLn.Close() })
-	go acceptLines(plainLn)
+	plainAddr := serveTCP(t, acceptLines)
 
 	termCert, termKey := selfSigned(t, "tls.example.com")
 	otherCert, otherKey := selfSigned(t, "*.other.test")
 	port := freePort(t)
 	dir := t.TempDir()
-	writeFile(t, dir, "all.yaml", fmt.Sprintf(`apiVersion: gateway.networking.k8s.io/v1
-kind: GatewayClass
-metadata: {name: causeway}
-spec: {controllerName: causeway.dev/gateway-controller}
----
-apiVersion: gateway.networking.k8s.io/v1
+	writeFile(t, dir, "all.yaml", testbin.GatewayClassYAML+"---\n"+fmt.Sprintf(`apiVersion: gateway.networking.k8s.io/v1
 kind: Gateway
 metadata: {name: mixed, creationTimestamp: "2026-01-01T00:00:00Z"}
 spec:
@@ -90,21 +71,14 @@ spec:
   parentRefs: [{name: other}]
   rules: [{backendRefs: [{group: causeway.dev, kind: Backend, name: plain}]}]
 ---
-`, port)+backendYAML("tls-echo", tlsLn.Addr().String())+"---\n"+
-		backendYAML("plain", plainLn.Addr().String())+"---\n"+
+`, port)+backendYAML("tls-echo", tlsAddr)+"---\n"+
+		backendYAML("plain", plainAddr)+"---\n"+
 		secretYAML("term-cert", termCert, termKey)+"---\n"+secretYAML("other-cert", otherCert, otherKey))
 	g := startGateway(t, dir, "--access-log", "off")
 	if p := strings.TrimSpace(g.get("/status?problems=1")); p != "" && p != "[]" && p != "{}" {
 		t.Fatalf("status problems:\n%s", p)
 	}
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	pool := func(pems ...[]byte) *x509.CertPool {
-		p := x509.NewCertPool()
-		for _, b := range pems {
-			p.AppendCertsFromPEM(b)
-		}
-		return p
-	}
 
 	for _, tc := range []struct{ sni, cn string }{
 		{"tls.example.com", "tls.example.com"},
@@ -112,7 +86,7 @@ spec:
 	} {
 		t.Run("terminate "+tc.sni, func(t *testing.T) {
 			// Only the gateway's certificates are trusted, not the backend's.
-			c, err := tls.Dial("tcp", addr, &tls.Config{ServerName: tc.sni, RootCAs: pool(termCert, otherCert)})
+			c, err := tls.Dial("tcp", addr, &tls.Config{ServerName: tc.sni, RootCAs: certPool(termCert, otherCert)})
 			if err != nil {
 				t.Fatalf("handshake with the gateway: %v", err)
 			}
@@ -132,7 +106,7 @@ spec:
 	}
 	t.Run("passthrough abc.example.com", func(t *testing.T) {
 		// Only the backend's certificate is trusted.
-		c, err := tls.Dial("tcp", addr, &tls.Config{ServerName: "abc.example.com", RootCAs: pool(beCert)})
+		c, err := tls.Dial("tcp", addr, &tls.Config{ServerName: "abc.example.com", RootCAs: certPool(beCert)})
 		if err != nil {
 			t.Fatalf("handshake with the backend through the gateway: %v", err)
 		}

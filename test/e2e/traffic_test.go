@@ -23,6 +23,8 @@ import (
 	"time"
 
 	"golang.org/x/net/websocket"
+
+	"causeway.dev/causeway/test/testbin"
 )
 
 // selfSigned returns a PEM certificate and key for names.
@@ -51,6 +53,15 @@ func selfSigned(t testing.TB, names ...string) (certPEM, keyPEM []byte) {
 	}
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
 		pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder})
+}
+
+// certPool returns a pool of the PEM certificates pems.
+func certPool(pems ...[]byte) *x509.CertPool {
+	p := x509.NewCertPool()
+	for _, b := range pems {
+		p.AppendCertsFromPEM(b)
+	}
+	return p
 }
 
 func secretYAML(name string, cert, key []byte) string {
@@ -89,18 +100,7 @@ func TestProtocols(t *testing.T) {
 	dir := t.TempDir()
 	caFile := filepath.Join(t.TempDir(), "b.pem")
 	os.WriteFile(caFile, certB, 0o644)
-	writeFile(t, dir, "all.yaml", fmt.Sprintf(`apiVersion: gateway.networking.k8s.io/v1
-kind: GatewayClass
-metadata: {name: causeway}
-spec: {controllerName: causeway.dev/gateway-controller}
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: Gateway
-metadata: {name: gw}
-spec:
-  gatewayClassName: causeway
-  addresses: [{type: IPAddress, value: 127.0.0.1}]
-  listeners:
+	writeFile(t, dir, "all.yaml", testbin.GatewayYAML("gw")+fmt.Sprintf(`  listeners:
   - {name: http, protocol: HTTP, port: %d}
   - name: a
     protocol: HTTPS
@@ -364,7 +364,7 @@ func TestGatewaysShareAPort(t *testing.T) {
 	b := backend(t, "b", nil)
 	dir := t.TempDir()
 	var cfg strings.Builder
-	cfg.WriteString("apiVersion: gateway.networking.k8s.io/v1\nkind: GatewayClass\nmetadata: {name: causeway}\nspec: {controllerName: causeway.dev/gateway-controller}\n")
+	cfg.WriteString(testbin.GatewayClassYAML)
 	for _, g := range []struct{ name, ip string }{{"a", "127.0.0.2"}, {"b", "127.0.0.3"}} {
 		fmt.Fprintf(&cfg, `---
 apiVersion: gateway.networking.k8s.io/v1

@@ -17,6 +17,8 @@ import (
 	testgrpc "google.golang.org/grpc/interop/grpc_testing"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+
+	"causeway.dev/causeway/test/testbin"
 )
 
 // configYAML is a Gateway on 127.0.0.1:port and a GRPCRoute that sends
@@ -47,18 +49,7 @@ endpoints: [{addresses: [127.0.0.1]}]
 		}
 		return s
 	}
-	return fmt.Sprintf(`apiVersion: gateway.networking.k8s.io/v1
-kind: GatewayClass
-metadata: {name: causeway}
-spec: {controllerName: causeway.dev/gateway-controller}
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: Gateway
-metadata: {name: gw}
-spec:
-  gatewayClassName: causeway
-  addresses: [{type: IPAddress, value: 127.0.0.1}]
-  listeners:
+	return testbin.GatewayYAML("gw") + fmt.Sprintf(`  listeners:
   - {name: grpc, protocol: HTTP, port: %d}
 ---
 apiVersion: gateway.networking.k8s.io/v1

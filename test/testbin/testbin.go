@@ -67,3 +67,24 @@ func (s *Buffer) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+// GatewayClassYAML is the GatewayClass causeway, of Causeway's controller.
+const GatewayClassYAML = `apiVersion: gateway.networking.k8s.io/v1
+kind: GatewayClass
+metadata: {name: causeway}
+spec: {controllerName: causeway.dev/gateway-controller}
+`
+
+// GatewayYAML returns GatewayClassYAML and the head of a Gateway called
+// name of that class on 127.0.0.1. The caller appends the rest of the
+// Gateway's spec (its listeners, at least), indented by two spaces.
+func GatewayYAML(name string) string {
+	return GatewayClassYAML + `---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: ` + name + `}
+spec:
+  gatewayClassName: causeway
+  addresses: [{type: IPAddress, value: 127.0.0.1}]
+`
+}

@@ -27,17 +27,23 @@ var (
 
 func ptr[T any](v T) *T { return &v }
 
-// TestProviderAndStatusWriter runs the provider and the writer against a
-// real apiserver: resources created there reach a snapshot, the report of
-// its translation reaches the objects' status with their generation, a
-// spec change is observed, and a change that alters no status writes none.
-func TestProviderAndStatusWriter(t *testing.T) {
-	srv := startAPIServer(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	core := kubernetes.NewForConfigOrDie(srv.cfg)
-	gwc := gwclient.NewForConfigOrDie(srv.cfg)
+// flow is the controller's Kubernetes path under test: the provider and the
+// status writer run against a fresh apiserver until stop, translating what
+// the typed clients create there.
+type flow struct {
+	ctx  context.Context
+	core kubernetes.Interface
+	gwc  gwclient.Interface
+	// stop cancels ctx and checks that both Run calls returned nil.
+	stop func()
+}
 
+// startFlow starts an apiserver, the provider and the writer. addrs gives
+// the Gateways' addresses (nil: none); written, if not nil, is the
+// writer's test hook, called once a report has been written.
+func startFlow(t *testing.T, addrs func(*gwv1.Gateway) []string, written func(*resource.Snapshot)) *flow {
+	t.Helper()
+	srv := startAPIServer(t)
 	prov, err := New(Options{Config: srv.cfg})
 	if err != nil {
 		t.Fatal(err)
@@ -46,14 +52,9 @@ func TestProviderAndStatusWriter(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var mu sync.Mutex
-	var lastWritten *resource.Snapshot
-	sw.written = func(s *resource.Snapshot) {
-		mu.Lock()
-		lastWritten = s
-		mu.Unlock()
-	}
-	addrs := func(*gwv1.Gateway) []string { return []string{"127.0.2.9"} }
+	sw.written = written
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
 	done := make(chan error, 2)
 	go func() { done <- sw.Run(ctx) }()
 	go func() {
@@ -62,38 +63,64 @@ func TestProviderAndStatusWriter(t *testing.T) {
 			sw.Update(s, rep, addrs)
 		})
 	}()
-
-	mustCreate := func(what string, err error) {
+	return &flow{ctx: ctx, core: kubernetes.NewForConfigOrDie(srv.cfg), gwc: gwclient.NewForConfigOrDie(srv.cfg), stop: func() {
 		t.Helper()
-		if err != nil {
-			t.Fatalf("creating %s: %v", what, err)
+		cancel()
+		for range 2 {
+			if err := <-done; err != nil {
+				t.Errorf("Run: %v", err)
+			}
 		}
+	}}
+}
+
+// mustCreate fails the test if creating what failed.
+func mustCreate(t *testing.T, what string, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatalf("creating %s: %v", what, err)
 	}
-	_, err = gwc.GatewayV1().GatewayClasses().Create(ctx, &gwv1.GatewayClass{ObjectMeta: metav1.ObjectMeta{Name: "ours"},
+}
+
+// TestProviderAndStatusWriter runs the provider and the writer against a
+// real apiserver: resources created there reach a snapshot, the report of
+// its translation reaches the objects' status with their generation, a
+// spec change is observed, and a change that alters no status writes none.
+func TestProviderAndStatusWriter(t *testing.T) {
+	var mu sync.Mutex
+	var lastWritten *resource.Snapshot
+	f := startFlow(t, func(*gwv1.Gateway) []string { return []string{"127.0.2.9"} }, func(s *resource.Snapshot) {
+		mu.Lock()
+		lastWritten = s
+		mu.Unlock()
+	})
+	ctx, core, gwc := f.ctx, f.core, f.gwc
+
+	_, err := gwc.GatewayV1().GatewayClasses().Create(ctx, &gwv1.GatewayClass{ObjectMeta: metav1.ObjectMeta{Name: "ours"},
 		Spec: gwv1.GatewayClassSpec{ControllerName: translate.ControllerName}}, createOpts)
-	mustCreate("GatewayClass ours", err)
+	mustCreate(t, "GatewayClass ours", err)
 	_, err = gwc.GatewayV1().GatewayClasses().Create(ctx, &gwv1.GatewayClass{ObjectMeta: metav1.ObjectMeta{Name: "theirs"},
 		Spec: gwv1.GatewayClassSpec{ControllerName: "example.com/other"}}, createOpts)
-	mustCreate("GatewayClass theirs", err)
+	mustCreate(t, "GatewayClass theirs", err)
 	_, err = core.CoreV1().Services("default").Create(ctx, &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "svc"},
 		Spec: corev1.ServiceSpec{Ports: []corev1.ServicePort{{Name: "http", Port: 8080}}}}, createOpts)
-	mustCreate("Service", err)
+	mustCreate(t, "Service", err)
 	_, err = core.DiscoveryV1().EndpointSlices("default").Create(ctx, &discoveryv1.EndpointSlice{
 		ObjectMeta:  metav1.ObjectMeta{Name: "svc-1", Labels: map[string]string{discoveryv1.LabelServiceName: "svc"}},
 		AddressType: discoveryv1.AddressTypeIPv4,
 		Endpoints:   []discoveryv1.Endpoint{{Addresses: []string{"10.1.2.3"}, Conditions: discoveryv1.EndpointConditions{Ready: ptr(true)}}},
 		Ports:       []discoveryv1.EndpointPort{{Name: ptr("http"), Port: ptr(int32(18080))}},
 	}, createOpts)
-	mustCreate("EndpointSlice", err)
+	mustCreate(t, "EndpointSlice", err)
 	_, err = gwc.GatewayV1().Gateways("default").Create(ctx, &gwv1.Gateway{ObjectMeta: metav1.ObjectMeta{Name: "gw"},
 		Spec: gwv1.GatewaySpec{GatewayClassName: "ours", Listeners: []gwv1.Listener{{Name: "http", Port: 80, Protocol: gwv1.HTTPProtocolType}}}}, createOpts)
-	mustCreate("Gateway", err)
+	mustCreate(t, "Gateway", err)
 	route := &gwv1.HTTPRoute{ObjectMeta: metav1.ObjectMeta{Name: "r"}, Spec: gwv1.HTTPRouteSpec{
 		CommonRouteSpec: gwv1.CommonRouteSpec{ParentRefs: []gwv1.ParentReference{{Name: "gw"}}},
 		Rules: []gwv1.HTTPRouteRule{{BackendRefs: []gwv1.HTTPBackendRef{{BackendRef: gwv1.BackendRef{
 			BackendObjectReference: gwv1.BackendObjectReference{Name: "svc", Port: ptr(gwv1.PortNumber(8080))}}}}}}}}
 	_, err = gwc.GatewayV1().HTTPRoutes("default").Create(ctx, route, createOpts)
-	mustCreate("HTTPRoute", err)
+	mustCreate(t, "HTTPRoute", err)
 
 	waitFor(t, "GatewayClass accepted", 30*time.Second, func() error {
 		gc, err := gwc.GatewayV1().GatewayClasses().Get(ctx, "ours", getOpts)
@@ -161,7 +188,7 @@ func TestProviderAndStatusWriter(t *testing.T) {
 	// written, the Gateway has not been written again.
 	before, _ := gwc.GatewayV1().Gateways("default").Get(ctx, "gw", getOpts)
 	_, err = core.CoreV1().ConfigMaps("default").Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "unrelated"}}, createOpts)
-	mustCreate("ConfigMap", err)
+	mustCreate(t, "ConfigMap", err)
 	waitFor(t, "snapshot with the ConfigMap written", 30*time.Second, func() error {
 		mu.Lock()
 		defer mu.Unlock()
@@ -179,12 +206,7 @@ func TestProviderAndStatusWriter(t *testing.T) {
 		t.Errorf("Gateway rewritten (resourceVersion %s → %s) though its status did not change", before.ResourceVersion, after.ResourceVersion)
 	}
 
-	cancel()
-	for range 2 {
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	}
+	f.stop()
 }
 
 // wantConds checks that each type is present and True with generation gen.

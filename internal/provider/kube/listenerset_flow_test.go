@@ -3,18 +3,14 @@
 package kube
 
 import (
-	"context"
 	"fmt"
 	"testing"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes"
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
-	gwclient "sigs.k8s.io/gateway-api/pkg/client/clientset/versioned"
 
-	"causeway.dev/causeway/internal/resource"
 	"causeway.dev/causeway/internal/translate"
 )
 
@@ -24,58 +20,32 @@ import (
 // a route naming it gets a parent status of kind ListenerSet, and one from
 // a namespace the Gateway does not allow is NotAllowed.
 func TestListenerSetFlow(t *testing.T) {
-	srv := startAPIServer(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	core := kubernetes.NewForConfigOrDie(srv.cfg)
-	gwc := gwclient.NewForConfigOrDie(srv.cfg)
-
-	prov, err := New(Options{Config: srv.cfg})
-	if err != nil {
-		t.Fatal(err)
-	}
-	sw, err := NewStatusWriter(StatusOptions{Config: srv.cfg})
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 2)
-	go func() { done <- sw.Run(ctx) }()
-	go func() {
-		done <- prov.Run(ctx, func(s *resource.Snapshot) {
-			_, rep := translate.Translate(s, translate.Options{})
-			sw.Update(s, rep, nil)
-		})
-	}()
-	must := func(what string, err error) {
-		t.Helper()
-		if err != nil {
-			t.Fatalf("creating %s: %v", what, err)
-		}
-	}
-	_, err = core.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "team"}}, createOpts)
-	must("Namespace", err)
+	f := startFlow(t, nil, nil)
+	ctx, core, gwc := f.ctx, f.core, f.gwc
+	_, err := core.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "team"}}, createOpts)
+	mustCreate(t, "Namespace", err)
 	_, err = gwc.GatewayV1().GatewayClasses().Create(ctx, &gwv1.GatewayClass{ObjectMeta: metav1.ObjectMeta{Name: "ours"},
 		Spec: gwv1.GatewayClassSpec{ControllerName: translate.ControllerName}}, createOpts)
-	must("GatewayClass", err)
+	mustCreate(t, "GatewayClass", err)
 	same := gwv1.NamespacesFromSame
 	_, err = gwc.GatewayV1().Gateways("default").Create(ctx, &gwv1.Gateway{ObjectMeta: metav1.ObjectMeta{Name: "gw"},
 		Spec: gwv1.GatewaySpec{GatewayClassName: "ours",
 			AllowedListeners: &gwv1.AllowedListeners{Namespaces: &gwv1.ListenerNamespaces{From: &same}},
 			Listeners:        []gwv1.Listener{{Name: "http", Port: 80, Protocol: gwv1.HTTPProtocolType, Hostname: ptr(gwv1.Hostname("gw.example"))}}}}, createOpts)
-	must("Gateway", err)
+	mustCreate(t, "Gateway", err)
 	set := func(ns string) *gwv1.ListenerSet {
 		return &gwv1.ListenerSet{ObjectMeta: metav1.ObjectMeta{Name: "ls", Namespace: ns}, Spec: gwv1.ListenerSetSpec{
 			ParentRef: gwv1.ParentGatewayReference{Name: "gw", Namespace: ptr(gwv1.Namespace("default"))},
 			Listeners: []gwv1.ListenerEntry{{Name: "extra", Port: 80, Protocol: gwv1.HTTPProtocolType, Hostname: ptr(gwv1.Hostname("ls.example"))}}}}
 	}
 	_, err = gwc.GatewayV1().ListenerSets("default").Create(ctx, set("default"), createOpts)
-	must("ListenerSet default/ls", err)
+	mustCreate(t, "ListenerSet default/ls", err)
 	_, err = gwc.GatewayV1().ListenerSets("team").Create(ctx, set("team"), createOpts)
-	must("ListenerSet team/ls", err)
+	mustCreate(t, "ListenerSet team/ls", err)
 	lsKind, lsGroup := gwv1.Kind("ListenerSet"), gwv1.Group(gwv1.GroupName)
 	_, err = gwc.GatewayV1().HTTPRoutes("default").Create(ctx, &gwv1.HTTPRoute{ObjectMeta: metav1.ObjectMeta{Name: "r"}, Spec: gwv1.HTTPRouteSpec{
 		CommonRouteSpec: gwv1.CommonRouteSpec{ParentRefs: []gwv1.ParentReference{{Kind: &lsKind, Group: &lsGroup, Name: "ls"}}}}}, createOpts)
-	must("HTTPRoute", err)
+	mustCreate(t, "HTTPRoute", err)
 
 	waitFor(t, "ListenerSet default/ls accepted", 30*time.Second, func() error {
 		ls, err := gwc.GatewayV1().ListenerSets("default").Get(ctx, "ls", getOpts)
@@ -126,10 +96,5 @@ func TestListenerSetFlow(t *testing.T) {
 		return wantConds(r.Status.Parents[0].Conditions, r.Generation, "Accepted")
 	})
 
-	cancel()
-	for range 2 {
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	}
+	f.stop()
 }

@@ -5,12 +5,7 @@ package kube
 import (
 	"bufio"
 	"context"
-	"crypto/rand"
-	"crypto/rsa"
-	"crypto/x509"
-	"encoding/hex"
 	"encoding/json"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"net/http"
@@ -34,76 +29,8 @@ import (
 	"causeway.dev/causeway/internal/leader"
 	"causeway.dev/causeway/internal/resource"
 	"causeway.dev/causeway/internal/translate"
+	"causeway.dev/causeway/test/kubeapi"
 )
-
-// rbacServer is an apiserver that authorizes with RBAC and audits every
-// request to a file.
-type rbacServer struct {
-	admin    *rest.Config
-	auditLog string
-}
-
-func startRBACAPIServer(t *testing.T) *rbacServer {
-	t.Helper()
-	assets := os.Getenv("KUBE_ASSETS")
-	if assets == "" {
-		assets = "/tmp/k8sbed/bin"
-	}
-	dir := t.TempDir()
-	etcdPort, peerPort, apiPort := freePort(t), freePort(t), freePort(t)
-	startProcess(t, dir, filepath.Join(assets, "etcd"), "--data-dir", filepath.Join(dir, "etcd"),
-		"--listen-client-urls", fmt.Sprintf("http://127.0.0.1:%d", etcdPort),
-		"--advertise-client-urls", fmt.Sprintf("http://127.0.0.1:%d", etcdPort),
-		"--listen-peer-urls", fmt.Sprintf("http://127.0.0.1:%d", peerPort),
-		"--initial-advertise-peer-urls", fmt.Sprintf("http://127.0.0.1:%d", peerPort),
-		"--initial-cluster", fmt.Sprintf("default=http://127.0.0.1:%d", peerPort),
-		"--listen-metrics-urls", fmt.Sprintf("http://127.0.0.1:%d", freePort(t)),
-		"--unsafe-no-fsync")
-	key, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pub, _ := x509.MarshalPKIXPublicKey(&key.PublicKey)
-	writeFile(t, dir, "sa.key", pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(key)}))
-	writeFile(t, dir, "sa.pub", pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pub}))
-	tok := make([]byte, 16)
-	_, _ = rand.Read(tok)
-	token := hex.EncodeToString(tok)
-	writeFile(t, dir, "tokens.csv", []byte(token+",admin,admin,system:masters\n"))
-	writeFile(t, dir, "audit.yaml", []byte("apiVersion: audit.k8s.io/v1\nkind: Policy\nomitStages: [RequestReceived]\nrules:\n- level: Metadata\n"))
-	auditLog := filepath.Join(dir, "audit.log")
-	startProcess(t, dir, filepath.Join(assets, "kube-apiserver"),
-		"--etcd-servers", fmt.Sprintf("http://127.0.0.1:%d", etcdPort),
-		"--bind-address", "127.0.0.1", "--advertise-address", "127.0.0.1", "--secure-port", fmt.Sprint(apiPort),
-		"--cert-dir", filepath.Join(dir, "serving"), "--token-auth-file", filepath.Join(dir, "tokens.csv"),
-		"--authorization-mode", "RBAC",
-		"--audit-policy-file", filepath.Join(dir, "audit.yaml"), "--audit-log-path", auditLog,
-		"--audit-log-mode", "blocking",
-		"--service-account-issuer", "https://kubernetes.default.svc.cluster.local",
-		"--api-audiences", "https://kubernetes.default.svc.cluster.local",
-		"--service-account-key-file", filepath.Join(dir, "sa.pub"),
-		"--service-account-signing-key-file", filepath.Join(dir, "sa.key"),
-		"--service-cluster-ip-range", "10.96.0.0/16", "--endpoint-reconciler-type", "none",
-		"--disable-admission-plugins", "ServiceAccount")
-	cfg := &rest.Config{Host: fmt.Sprintf("https://127.0.0.1:%d", apiPort), BearerToken: token,
-		TLSClientConfig: rest.TLSClientConfig{Insecure: true}, QPS: 200, Burst: 400}
-	hc, err := rest.HTTPClientFor(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, "apiserver ready", 90*time.Second, func() error {
-		resp, err := hc.Get(cfg.Host + "/readyz")
-		if err != nil {
-			return err
-		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			return fmt.Errorf("readyz: %s", resp.Status)
-		}
-		return nil
-	})
-	return &rbacServer{admin: cfg, auditLog: auditLog}
-}
 
 // resources maps the kinds the test applies to their resources; apply
 // skips others (the Gateway API's ValidatingAdmissionPolicy).
@@ -116,7 +43,7 @@ var resources = map[string]schema.GroupVersionResource{
 	"Role":                     {Group: "rbac.authorization.k8s.io", Version: "v1", Resource: "roles"},
 	"RoleBinding":              {Group: "rbac.authorization.k8s.io", Version: "v1", Resource: "rolebindings"},
 	"Deployment":               {Group: "apps", Version: "v1", Resource: "deployments"},
-	"CustomResourceDefinition": crdGVR,
+	"CustomResourceDefinition": kubeapi.CRDGVR,
 	"Gateway":                  {Group: "gateway.networking.k8s.io", Version: "v1", Resource: "gateways"},
 	"HTTPRoute":                {Group: "gateway.networking.k8s.io", Version: "v1", Resource: "httproutes"},
 }
@@ -148,29 +75,6 @@ func apply(t *testing.T, dyn dynamic.Interface, stream []byte) (crds []string) {
 	return crds
 }
 
-func waitEstablished(t *testing.T, dyn dynamic.Interface, names []string) {
-	t.Helper()
-	waitFor(t, "CRDs established", 60*time.Second, func() error {
-		for _, n := range names {
-			u, err := dyn.Resource(crdGVR).Get(context.Background(), n, getOpts)
-			if err != nil {
-				return err
-			}
-			conds, _, _ := unstructured.NestedSlice(u.Object, "status", "conditions")
-			ok := false
-			for _, c := range conds {
-				if m, _ := c.(map[string]any); m["type"] == "Established" && m["status"] == "True" {
-					ok = true
-				}
-			}
-			if !ok {
-				return fmt.Errorf("%s not established", n)
-			}
-		}
-		return nil
-	})
-}
-
 // TestRBACLeastPrivilege installs deploy/install.yaml (the chart rendered)
 // and the Gateway API CRDs into an RBAC-enforcing apiserver, then runs the
 // provider, the status writer and the elector as the chart's
@@ -179,11 +83,6 @@ func waitEstablished(t *testing.T, dyn dynamic.Interface, names []string) {
 // of that identity forbidden. A request outside the ClusterRole is
 // forbidden, so RBAC is really in force.
 func TestRBACLeastPrivilege(t *testing.T) {
-	srv := startRBACAPIServer(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	admin := dynamic.NewForConfigOrDie(srv.admin)
-
 	crdDir := os.Getenv("GATEWAY_API_CRDS")
 	if crdDir == "" {
 		crdDir = "/tmp/k8sbed/bin/crds-gateway-api-v1.6.3/experimental"
@@ -192,16 +91,11 @@ func TestRBACLeastPrivilege(t *testing.T) {
 	if len(files) == 0 {
 		t.Fatalf("no Gateway API CRDs in %s (set GATEWAY_API_CRDS)", crdDir)
 	}
-	var crds []string
-	for _, f := range files {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		crds = append(crds, apply(t, admin, b)...)
-	}
-	crds = append(crds, apply(t, admin, deploy.Install)...)
-	waitEstablished(t, admin, crds)
+	srv := kubeapi.Start(t, kubeapi.Options{RBAC: true, Audit: true, CRDs: files})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	admin := dynamic.NewForConfigOrDie(srv.Config)
+	kubeapi.WaitEstablished(t, admin, apply(t, admin, deploy.Install))
 	checkCRDValidation(t, admin)
 
 	// A token for the chart's ServiceAccount, as a pod would get one.
@@ -219,7 +113,7 @@ func TestRBACLeastPrivilege(t *testing.T) {
 	}
 	const agent = "causeway-rbac-test"
 	var forbidden atomic.Int32
-	saCfg := &rest.Config{Host: srv.admin.Host, BearerToken: token, TLSClientConfig: rest.TLSClientConfig{Insecure: true},
+	saCfg := &rest.Config{Host: srv.Config.Host, BearerToken: token, TLSClientConfig: rest.TLSClientConfig{Insecure: true},
 		QPS: 200, Burst: 400, UserAgent: agent}
 	saCfg.WrapTransport = func(rt http.RoundTripper) http.RoundTripper {
 		return roundTripFunc(func(req *http.Request) (*http.Response, error) {
@@ -340,7 +234,7 @@ spec:
 		t.Errorf("%d requests of the controller's components were forbidden", n)
 	}
 	user := "system:serviceaccount:" + ns + ":" + sa
-	seen, denied, probeDenied := auditCounts(t, srv.auditLog, user, agent)
+	seen, denied, probeDenied := auditCounts(t, srv.AuditLog, user, agent)
 	if seen < 10 || denied != 0 || probeDenied != 1 {
 		t.Errorf("audit log: %d requests of %s, %d forbidden, %d probe forbidden; want many, 0 and 1", seen, user, denied, probeDenied)
 	}
