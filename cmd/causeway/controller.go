@@ -165,9 +165,9 @@ func runController(args []string) error {
 // features of the GATEWAY-HTTP, -GRPC, -TLS and -TCP conformance profiles,
 // and the extended features that pass the conformance suite.
 //
-// Not claimed: HTTPRouteRequestMirror, -MultipleMirrors and
-// -PercentageMirror are implemented, but their tests read the mirror
-// backend's pod logs, which the test bed's fake kubelet does not serve.
+// The request-mirror tests read the mirror backend's pod logs, which the
+// test bed's fake kubelet does not serve: test/conformance/run.sh serves
+// them with test/conformance/podlogs.
 var supportedFeatures = []string{
 	// Core features of the four profiles.
 	"Gateway", "HTTPRoute", "ReferenceGrant", "GRPCRoute", "TLSRoute", "TCPRoute",
@@ -186,6 +186,7 @@ var supportedFeatures = []string{
 	"HTTPRouteMethodMatching", "HTTPRouteQueryParamMatching", "HTTPRouteNamedRouteRule", "HTTPRouteParentRefPort",
 	"HTTPRouteResponseHeaderModification", "HTTPRouteRetry", "HTTPRouteRetryBackendTimeout", "HTTPRouteRetryConnectionError",
 	"HTTPRouteCORS",
+	"HTTPRouteRequestMirror", "HTTPRouteRequestMultipleMirrors", "HTTPRouteRequestPercentageMirror",
 	// GRPCRoute, TLSRoute, BackendTLSPolicy.
 	"GRPCRouteNamedRouteRule",
 	"TLSRouteModeTerminate", "TLSRouteModeMixed",

@@ -35,15 +35,27 @@ t0=$(date +%s)
 "$TESTBED/build-k8s-bins.sh"
 "$TESTBED/build-bed-tools.sh"
 "$REPO/build.sh" "$OUT/causeway"
+(cd "$REPO" && go build -o "$OUT/podlogs" ./test/conformance/podlogs)
 t1=$(date +%s)
 
 causeway_pid=""
+podlogs_pid=""
+# The /etc/hosts line that makes the Node's name resolvable (see podlogs below).
+hosts_tag="# causeway-conformance-podlogs"
+unhost() {
+  grep -qF "$hosts_tag" /etc/hosts 2>/dev/null || return 0
+  # In place, not sed -i: /etc/hosts may be a bind mount that cannot be replaced.
+  local kept; kept=$(grep -vF "$hosts_tag" /etc/hosts || true)
+  printf '%s\n' "$kept" >/etc/hosts
+}
 cleanup() {
   if [ "${KEEP:-0}" = 1 ]; then
-    echo "conformance: KEEP=1, leaving the bed and Causeway (pid ${causeway_pid:-none}) running"
+    echo "conformance: KEEP=1, leaving the bed, Causeway (pid ${causeway_pid:-none}) and podlogs (pid ${podlogs_pid:-none}, with its /etc/hosts line) running"
     return
   fi
   if [ -n "$causeway_pid" ]; then kill "$causeway_pid" 2>/dev/null || true; wait "$causeway_pid" 2>/dev/null || true; fi
+  if [ -n "$podlogs_pid" ]; then kill "$podlogs_pid" 2>/dev/null || true; wait "$podlogs_pid" 2>/dev/null || true; fi
+  unhost
   "$TESTBED/testbed-down.sh" >/dev/null 2>&1 || true
 }
 trap cleanup EXIT
@@ -65,6 +77,25 @@ for ns in gateway-conformance-infra gateway-conformance-app-backend gateway-conf
     kubectl wait --for=delete "namespace/$ns" --timeout=180s >/dev/null 2>&1 || true
   fi
 done
+
+# Pod logs (pods/log), which the request-mirror tests read: the apiserver
+# proxies them to the kubelet at <Node address>:10250, which the fake kubelet
+# does not serve; podlogs does, on the Node's InternalIP (the bed's bridge).
+# The apiserver prefers the Node's Hostname address (bed-node), and the fake
+# kubelet rewrites the Node's status every 30 s, so the name must resolve:
+# an /etc/hosts line, removed on exit (left with KEEP=1, removed by the next run).
+node_ip=$(kubectl get node bed-node -o jsonpath='{.status.addresses[?(@.type=="InternalIP")].address}')
+if [ -f "$OUT/podlogs.pid" ] && kill -0 "$(cat "$OUT/podlogs.pid")" 2>/dev/null; then
+  kill "$(cat "$OUT/podlogs.pid")" 2>/dev/null || true
+  sleep 0.5
+fi
+"$OUT/podlogs" --kubeconfig "$KUBECONFIG" --node bed-node --listen "$node_ip:10250" --pods-dir "$BED/pods" >"$OUT/podlogs.log" 2>&1 &
+podlogs_pid=$!
+echo "$podlogs_pid" >"$OUT/podlogs.pid"
+unhost
+echo "$node_ip bed-node $hosts_tag" >>/etc/hosts
+for _ in $(seq 50); do curl -sfk "https://$node_ip:10250/healthz" >/dev/null 2>&1 && break; sleep 0.2; done
+curl -sfk "https://$node_ip:10250/healthz" >/dev/null || { echo "conformance: podlogs not serving"; tail -5 "$OUT/podlogs.log"; exit 1; }
 t2=$(date +%s)
 
 if [ -f "$OUT/causeway.pid" ] && kill -0 "$(cat "$OUT/causeway.pid")" 2>/dev/null; then
