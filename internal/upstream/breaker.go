@@ -24,8 +24,9 @@ var ErrOverflow = errors.New("circuit breaker overflow")
 //     cluster's requests, one per request in this client; idle pooled
 //     connections do not count (MaxIdlePerEndpoint bounds those). A
 //     request beyond it waits, pending, for one to be released, until its
-//     context ends. h2c multiplexes requests over one connection per
-//     endpoint: use MaxRequests there.
+//     context ends. HTTP/2 clusters multiplex requests over a few
+//     connections per endpoint (another opens when one is full): use
+//     MaxRequests there.
 //   - MaxPendingRequests caps those waiting; beyond it, ErrOverflow.
 //     It has no effect without MaxConnections.
 //   - MaxRetries caps retries in flight, taken by the proxy through

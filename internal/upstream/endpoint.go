@@ -15,17 +15,17 @@ import (
 )
 
 // endpoint is one destination address with its idle HTTP/1.1 connections
-// (or, for h2c, its own http.Transport). Endpoints are shared by all
+// (or, for h2c, its HTTP/2 connections). Endpoints are shared by all
 // clusters naming the same address and protocol, which is what lets pools
 // survive a reload.
 type endpoint struct {
 	m       *Manager
 	network string // "tcp" or "unix"
 	addr    string
-	host    string          // Host header when the request carries none
-	h2      *http.Transport // h2c endpoints only
-	tls     *tlsClient      // nil: plaintext (tls.go)
-	noBody  *emptyBody      // the Body of its responses without one
+	host    string       // Host header when the request carries none
+	h2      *h2Transport // h2c endpoints only (h2c.go)
+	tls     *tlsClient   // nil: plaintext (tls.go)
+	noBody  *emptyBody   // the Body of its responses without one
 
 	// Timeouts of the clusters using the endpoint (the smallest wins when
 	// several share it), in nanoseconds; set under Manager.mu.
@@ -47,7 +47,7 @@ func newEndpoint(m *Manager, k epKey, idle time.Duration, tc *tlsClient) *endpoi
 	e.dialNs.Store(int64(m.opts.DialTimeout))
 	e.idleNs.Store(int64(cmp.Or(idle, m.opts.IdleTimeout)))
 	if k.proto == ir.UpstreamH2C {
-		e.h2 = newH2CTransport(e, e.idleTimeout())
+		e.h2 = newH2CTransport(e, 0)
 	}
 	return e
 }

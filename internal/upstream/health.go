@@ -148,7 +148,7 @@ func (c *Cluster) stopHealthLocked() {
 func (c *Cluster) checkLoop(r *healthRun, mb *member, healthy bool) {
 	defer c.m.wg.Done()
 	cfg := &r.cfg
-	var own *http.Transport // gRPC to an HTTP/1.1 cluster's endpoint
+	var own *h2Transport // gRPC to an HTTP/1.1 cluster's endpoint
 	if cfg.kind == checkGRPC && mb.ep.h2 == nil {
 		own = newH2CTransport(mb.ep, 2*cfg.interval+cfg.jitter)
 		defer own.CloseIdleConnections()
@@ -219,7 +219,7 @@ func (c *Cluster) setHealth(r *healthRun, mb *member, healthy bool) {
 }
 
 // probe runs one check; nil means healthy.
-func probe(ctx context.Context, cfg *healthConfig, e *endpoint, own *http.Transport) error {
+func probe(ctx context.Context, cfg *healthConfig, e *endpoint, own *h2Transport) error {
 	switch cfg.kind {
 	case checkTCP:
 		nc, err := e.dial(ctx)

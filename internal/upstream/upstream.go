@@ -8,7 +8,9 @@
 // caller's goroutine writes the request and reads the response, and a
 // connection goes back to its endpoint's idle list when the response body
 // ends. There is no goroutine per connection and, for requests without a
-// streaming body, none per request. h2c goes through net/http's Transport.
+// streaming body, none per request. HTTP/2 (h2c, or h2 over TLS) goes
+// through a client of its own too (h2c.go): one reading goroutine per
+// connection, requests written by their callers.
 //
 // Resilience lives beside the transports: each Cluster publishes an
 // immutable snapshot (atomic.Pointer) holding the picker over the
