@@ -2,6 +2,7 @@ package translate
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
@@ -21,8 +22,11 @@ import (
 
 // l4Listener is what a TLS, TCP or UDP listener adds to a listener.
 type l4Listener struct {
-	kind    string // the route kind it may take; "" for HTTP listeners
-	allowed bool   // allowedRoutes.kinds admits kind
+	kind    string // the listener's own route kind; "" for HTTP listeners
+	allowed bool   // allowedRoutes.kinds admits some route kind
+	// kinds admitted: kind, and on a TLS listener in mode Terminate also
+	// TCPRoute (the plaintext of any SNI the listener serves).
+	kinds []string
 	// terminate: TLS mode Terminate. TLS listeners of both modes may share
 	// a socket (TLSRouteModeMixed): each placed route carries its
 	// listener's mode, and the proxy chooses by the ClientHello's SNI.
@@ -99,41 +103,43 @@ func checkL4Listener(l *listener, spec *gwv1.Listener, reject func(reason, field
 	l.l4.kind = l4Kind(l.protocol)
 }
 
-// checkL4Kinds is allowedRoutes.kinds of an L4 listener: only its own
-// kind is supported.
+// checkL4Kinds is allowedRoutes.kinds of an L4 listener: its own kind,
+// and TCPRoute too on a TLS listener that terminates.
 func checkL4Kinds(l *listener, ar *gwv1.AllowedRoutes) {
-	kind := l.l4.kind
-	if ar == nil || len(ar.Kinds) == 0 {
-		l.l4.allowed = true
+	supported := []string{l.l4.kind}
+	if l.protocol == ir.ProtocolTLS && l.l4.terminate {
+		supported = append(supported, "TCPRoute")
 	}
-	var bad []string
-	if ar != nil {
+	var admitted, bad []string
+	if ar == nil || len(ar.Kinds) == 0 {
+		admitted = supported
+	} else {
 		for _, k := range ar.Kinds {
 			group := gatewayGroup
 			if k.Group != nil {
 				group = string(*k.Group)
 			}
-			if group == gatewayGroup && string(k.Kind) == kind {
-				l.l4.allowed = true
+			if group == gatewayGroup && slices.Contains(supported, string(k.Kind)) {
+				if !slices.Contains(admitted, string(k.Kind)) {
+					admitted = append(admitted, string(k.Kind))
+				}
 				continue
 			}
 			bad = append(bad, group+"/"+string(k.Kind))
 		}
 	}
-	l.st.SupportedKinds = []string{}
-	if l.l4.allowed {
-		l.st.SupportedKinds = []string{kind}
-	}
+	l.l4.kinds, l.l4.allowed = admitted, len(admitted) > 0
+	l.st.SupportedKinds = append([]string{}, admitted...)
 	if len(bad) > 0 {
 		c := cond(status.ResolvedRefs, false, status.ReasonInvalidRouteKinds, l.field()+".allowedRoutes.kinds",
-			"route kinds %s are not supported on a %s listener; supported: %s", strings.Join(bad, ", "), l.protocol, kind)
+			"route kinds %s are not supported on a %s listener; supported: %s", strings.Join(bad, ", "), l.protocol, strings.Join(supported, ", "))
 		l.refsCond = &c
 	}
 }
 
 // allowsL4 reports whether a route of kind in namespace ns may attach to l.
 func (t *translator) allowsL4(l *listener, ns, kind string) bool {
-	if l.l4.kind != kind || !l.l4.allowed {
+	if !slices.Contains(l.l4.kinds, kind) {
 		return false
 	}
 	switch l.from {

@@ -18,7 +18,8 @@ import (
 // test has them and across two Gateways sharing the address and port. The
 // terminating SNIs get the gateway's certificates and reach a plaintext
 // TCP backend; the passthrough SNI completes its handshake with a real TLS
-// backend; any other SNI is refused.
+// backend; any other SNI is refused. A TCPRoute behind a terminating TLS
+// listener gets the plaintext of any SNI.
 func TestTLSMixed(t *testing.T) {
 	tlsAddr, beCert := serveTLS(t, "abc.example.com", acceptEcho)
 	// The plaintext backend answers each line it reads prefixed, so a
@@ -27,7 +28,7 @@ func TestTLSMixed(t *testing.T) {
 
 	termCert, termKey := selfSigned(t, "tls.example.com")
 	otherCert, otherKey := selfSigned(t, "*.other.test")
-	port := freePort(t)
+	port, tcpPort := freePort(t), freePort(t)
 	dir := t.TempDir()
 	writeFile(t, dir, "all.yaml", testbin.GatewayClassYAML+"---\n"+fmt.Sprintf(`apiVersion: gateway.networking.k8s.io/v1
 kind: Gateway
@@ -47,6 +48,14 @@ spec:
   addresses: [{value: 127.0.0.1}]
   listeners:
   - {name: term, port: %[1]d, protocol: TLS, hostname: "*.other.test", tls: {mode: Terminate, certificateRefs: [{name: other-cert}]}}
+  - {name: tcp-term, port: %[2]d, protocol: TLS, tls: {mode: Terminate, certificateRefs: [{name: other-cert}]}}
+---
+apiVersion: gateway.networking.k8s.io/v1alpha2
+kind: TCPRoute
+metadata: {name: tcp-behind-tls}
+spec:
+  parentRefs: [{name: other, sectionName: tcp-term}]
+  rules: [{backendRefs: [{group: causeway.dev, kind: Backend, name: plain}]}]
 ---
 apiVersion: gateway.networking.k8s.io/v1
 kind: TLSRoute
@@ -71,7 +80,7 @@ spec:
   parentRefs: [{name: other}]
   rules: [{backendRefs: [{group: causeway.dev, kind: Backend, name: plain}]}]
 ---
-`, port)+backendYAML("tls-echo", tlsAddr)+"---\n"+
+`, port, tcpPort)+backendYAML("tls-echo", tlsAddr)+"---\n"+
 		backendYAML("plain", plainAddr)+"---\n"+
 		secretYAML("term-cert", termCert, termKey)+"---\n"+secretYAML("other-cert", otherCert, otherKey))
 	g := startGateway(t, dir, "--access-log", "off")
@@ -104,6 +113,21 @@ spec:
 			}
 		})
 	}
+	t.Run("TCPRoute behind a terminating TLS listener", func(t *testing.T) {
+		c, err := tls.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", tcpPort), &tls.Config{ServerName: "db.other.test", RootCAs: certPool(otherCert)})
+		if err != nil {
+			t.Fatalf("handshake with the gateway: %v", err)
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		if _, err := io.WriteString(c, "select 1\n"); err != nil {
+			t.Fatal(err)
+		}
+		line, err := bufio.NewReader(c).ReadString('\n')
+		if err != nil || line != "plain:select 1\n" {
+			t.Fatalf("got %q, %v; want the plaintext backend's answer", line, err)
+		}
+	})
 	t.Run("passthrough abc.example.com", func(t *testing.T) {
 		// Only the backend's certificate is trusted.
 		c, err := tls.Dial("tcp", addr, &tls.Config{ServerName: "abc.example.com", RootCAs: certPool(beCert)})
