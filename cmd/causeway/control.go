@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -26,6 +27,7 @@ import (
 	"causeway.dev/causeway/internal/provider/file"
 	"causeway.dev/causeway/internal/provider/kube"
 	"causeway.dev/causeway/internal/push"
+	"causeway.dev/causeway/internal/push/lease"
 	"causeway.dev/causeway/internal/resource"
 	"causeway.dev/causeway/internal/status"
 	"causeway.dev/causeway/internal/translate"
@@ -48,6 +50,11 @@ func runControl(args []string) error {
 		hosts     = fs.String("tls-hosts", "", "comma-separated extra names or IPs of the certificate issued from --tls-dir")
 		debounce  = fs.Duration("debounce", 100*time.Millisecond, "coalesce changes within this window before streaming")
 		logLevel  = fs.String("log-level", "info", "log level: debug, info, warn, error")
+		// Kubernetes mode: the fleet across replicas (internal/push/lease).
+		fleetLeases = fs.Bool("fleet-leases", true, "with --kubeconfig: publish this replica's proxies in a Lease and count every live replica's proxies in Gateway status; off, each replica writes its own proxies' view (one replica only)")
+		leaseNS     = fs.String("lease-namespace", "", "namespace of the replicas' fleet Leases; \"\" means $POD_NAMESPACE, the pod's namespace, or default")
+		identity    = fs.String("identity", "", "this replica's name in its fleet Lease (causeway-control-IDENTITY); \"\" means the hostname and a random suffix")
+		leaseDur    = fs.Duration("lease-duration", 15*time.Second, "how long a replica's proxies still count after its last Lease renewal (it renews every third of that)")
 	)
 	_ = fs.Parse(args)
 	if (*config == "") == (*kubecfg == "") {
@@ -92,6 +99,8 @@ func runControl(args []string) error {
 	// Statuses: translation's, with each Gateway's Programmed condition
 	// following its proxies; written to the cluster in Kubernetes mode.
 	var sink push.StatusSink
+	var fleet push.FleetView = srv
+	var fleetLease *lease.Fleet
 	var prov interface {
 		Run(context.Context, func(*resource.Snapshot)) error
 	}
@@ -116,8 +125,16 @@ func runControl(args []string) error {
 		}
 		go func() { _ = sw.Run(ctx) }()
 		prov, sink = kp, sw
+		if *fleetLeases {
+			fleetLease, err = lease.New(srv, lease.Options{Config: rc, Namespace: podNamespace(*leaseNS),
+				Identity: *identity, Duration: *leaseDur, Logger: log})
+			if err != nil {
+				return err
+			}
+			fleet = fleetLease
+		}
 	}
-	reporter := push.NewReporter(srv, sink)
+	reporter := push.NewReporter(fleet, sink)
 	go reporter.Run(ctx)
 	var served atomic.Pointer[ir.Config]
 	publish := func(snap *resource.Snapshot) {
@@ -159,17 +176,55 @@ func runControl(args []string) error {
 	go func() { _ = adm.Serve(aln) }()
 	go func() { _ = g.Serve(ln) }()
 	log.Info("control plane listening", "addr", ln.Addr().String(), "admin", aln.Addr().String())
+	leaseDone := make(chan struct{})
+	if fleetLease != nil {
+		go func() {
+			defer close(leaseDone)
+			if err := fleetLease.Run(ctx); err != nil {
+				log.Warn("fleet lease", "error", err)
+			}
+		}()
+		// No status before the other replicas' fleets are known: this
+		// replica's alone would undo what they wrote.
+		wctx, cancel := context.WithTimeout(ctx, time.Minute)
+		err := fleetLease.WaitSynced(wctx)
+		cancel()
+		if err != nil {
+			return fmt.Errorf("control: %w (RBAC: get, list, watch, create, update, patch, delete leases.coordination.k8s.io there; or --fleet-leases=false)", err)
+		}
+		log.Info("sharing the fleet view", "lease", fleetLease.Name())
+	} else {
+		close(leaseDone)
+	}
 
 	err = prov.Run(ctx, publish)
 	// Proxies keep serving and reconnect elsewhere: no need to wait for
 	// their streams to end.
 	g.Stop()
 	_ = adm.Close()
+	stop()
+	<-leaseDone // its Lease deleted: the others stop counting this replica's proxies
 	log.Info("stopped")
 	if errors.Is(err, context.Canceled) {
 		return nil
 	}
 	return err
+}
+
+// podNamespace is ns, else the namespace the pod runs in, else default.
+func podNamespace(ns string) string {
+	if ns == "" {
+		ns = os.Getenv("POD_NAMESPACE")
+	}
+	if ns == "" {
+		if b, err := os.ReadFile("/var/run/secrets/kubernetes.io/serviceaccount/namespace"); err == nil {
+			ns = strings.TrimSpace(string(b))
+		}
+	}
+	if ns == "" {
+		ns = "default"
+	}
+	return ns
 }
 
 // controlSource shows the control plane in the admin API: the whole IR it

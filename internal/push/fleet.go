@@ -16,15 +16,22 @@ import (
 // connected proxy serves: the control plane accepted it, nothing runs it.
 const ReasonNoProxies = "NoProxies"
 
-// GatewayFleet is what the connected proxies serving one Gateway run.
+// GatewayFleet is what the connected proxies serving one Gateway run. Its
+// JSON form is what a replica publishes for the others (see Merge).
 type GatewayFleet struct {
+	// Version of the Gateway's part of the configuration that Acked and
+	// Nacked refer to (see Server.GatewayVersions); "" when unknown.
+	Version string `json:"v,omitempty"`
 	// Proxies serving the Gateway, connected now.
-	Proxies int
+	Proxies int `json:"p"`
 	// Acked of them run the current configuration of their Gateways;
 	// Nacked refused it and run an older one; the rest have it in flight.
-	Acked, Nacked int
-	// Nack is the message of one refusal of the current configuration.
-	Nack string
+	Acked  int `json:"a,omitempty"`
+	Nacked int `json:"n,omitempty"`
+	// Nack is the message of one refusal of the current configuration:
+	// the least in byte order, so that it does not change with the order
+	// in which proxies are visited.
+	Nack string `json:"m,omitempty"`
 }
 
 // Fleet returns, by Gateway ("namespace/name"), what its connected proxies
@@ -34,6 +41,10 @@ func (s *Server) Fleet() map[string]GatewayFleet {
 	conns := make([]*conn, 0, len(s.conns))
 	for c := range s.conns {
 		conns = append(conns, c)
+	}
+	var versions map[string]string
+	if s.snap != nil {
+		versions = s.snap.gateways
 	}
 	s.mu.Unlock()
 	out := map[string]GatewayFleet{}
@@ -52,15 +63,14 @@ func (s *Server) Fleet() map[string]GatewayFleet {
 		c.mu.Unlock()
 		for _, g := range c.node.GetGateways() {
 			f := out[g]
+			f.Version = versions[g]
 			f.Proxies++
 			switch {
 			case acked:
 				f.Acked++
 			case nacked:
 				f.Nacked++
-				if f.Nack == "" {
-					f.Nack = nack
-				}
+				f.Nack = leastNack(f.Nack, nack)
 			}
 			out[g] = f
 		}
@@ -98,10 +108,15 @@ func Programmed(f GatewayFleet) status.Condition {
 // by its fleet's (see Programmed). rep is not modified; the result shares
 // its other entries.
 func (s *Server) MarkProgrammed(rep *status.Report) *status.Report {
+	return Mark(rep, s.Fleet())
+}
+
+// Mark is MarkProgrammed with a given fleet by Gateway ("namespace/name"),
+// such as Merge's view across control-plane replicas.
+func Mark(rep *status.Report, fleet map[string]GatewayFleet) *status.Report {
 	if rep == nil {
 		return nil
 	}
-	fleet := s.Fleet()
 	out := &status.Report{Resources: make([]*status.Resource, len(rep.Resources))}
 	for i, e := range rep.Resources {
 		out.Resources[i] = e
@@ -135,12 +150,20 @@ type StatusSink interface {
 	Update(snap *resource.Snapshot, rep *status.Report, addrs func(*gwv1.Gateway) []string)
 }
 
+// FleetView is the fleet a Reporter marks reports with: a Server (its
+// own proxies) or a view across control-plane replicas (push/lease).
+// Changes receives after Fleet may have changed; it has one consumer.
+type FleetView interface {
+	Fleet() map[string]GatewayFleet
+	Changes() <-chan struct{}
+}
+
 // Reporter joins each translation's report with the fleet's state
-// (MarkProgrammed) and hands it to a sink, again whenever the fleet
-// changes. Its methods are safe for concurrent use; it is the only
-// consumer of Server.Changes.
+// (Mark) and hands it to a sink, again whenever the fleet changes. Its
+// methods are safe for concurrent use; it is the only consumer of its
+// FleetView's Changes.
 type Reporter struct {
-	srv  *Server
+	srv  FleetView
 	sink StatusSink
 	// settle coalesces fleet changes (a fleet connecting at once) into
 	// one write.
@@ -151,9 +174,10 @@ type Reporter struct {
 	rep  *status.Report
 }
 
-// NewReporter returns a Reporter of srv's fleet; sink may be nil (the
-// reports are then only read through Status).
-func NewReporter(srv *Server, sink StatusSink) *Reporter {
+// NewReporter returns a Reporter of srv's fleet (a *Server or another
+// FleetView); sink may be nil (the reports are then only read through
+// Status).
+func NewReporter(srv FleetView, sink StatusSink) *Reporter {
 	return &Reporter{srv: srv, sink: sink, settle: 200 * time.Millisecond}
 }
 
@@ -172,7 +196,7 @@ func (r *Reporter) Status() *status.Report {
 	r.mu.Lock()
 	rep := r.rep
 	r.mu.Unlock()
-	return r.srv.MarkProgrammed(rep)
+	return Mark(rep, r.srv.Fleet())
 }
 
 func (r *Reporter) flush() {
@@ -183,7 +207,7 @@ func (r *Reporter) flush() {
 	snap, rep := r.snap, r.rep
 	r.mu.Unlock()
 	if rep != nil {
-		r.sink.Update(snap, r.srv.MarkProgrammed(rep), nil)
+		r.sink.Update(snap, Mark(rep, r.srv.Fleet()), nil)
 	}
 }
 

@@ -15,6 +15,8 @@ type snapshot struct {
 	version   string // the IR's version
 	listeners []*listenerRes
 	clusters  map[string]*pb.Resource // by IR cluster name
+	// gateways is the version of each Gateway's part (gatewayVersions).
+	gateways map[string]string
 }
 
 type listenerRes struct {
@@ -79,6 +81,7 @@ func newSnapshot(cfg *ir.Config, prev *snapshot, owners Owners) (*snapshot, erro
 		}
 		s.clusters[c.Name] = r
 	}
+	s.gateways = gatewayVersions(s)
 	return s, nil
 }
 

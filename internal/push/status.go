@@ -29,6 +29,9 @@ type ProxyStatus struct {
 	// Pending is true while a Response awaits the proxy's ACK or NACK.
 	Pending  bool  `json:"pending,omitempty"`
 	LastNack *Nack `json:"lastNack,omitempty"`
+	// Control is the control-plane replica the proxy is connected to, as
+	// a merged table (MergeStatus) names it; "" in one replica's table.
+	Control string `json:"control,omitempty"`
 }
 
 // StatusReport is the control plane's view of its fleet.

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -325,5 +326,233 @@ func TestKubernetesControlPlane(t *testing.T) {
 	cp.stop()
 	if err := <-cp.done; err != nil {
 		t.Errorf("control plane exit: %v\n%s", err, cp.stderr.String())
+	}
+}
+
+// TestKubernetesReplicasShareFleet runs two `causeway control --kubeconfig`
+// replicas, A and B, against one kube-apiserver. Each publishes its
+// proxies in a Lease and writes the Gateway's Programmed condition from
+// every live replica's: B starting without proxies does not undo A's
+// Programmed=True; A dying leaves NoProxies once its lease has expired
+// when its proxy cannot fail over; a proxy failing over from A to B keeps
+// the Gateway programmed.
+func TestKubernetesReplicasShareFleet(t *testing.T) {
+	api := kubeapi.Start(t, kubeapi.Options{CRDs: kubeapi.GatewayAPICRDs(t)})
+	ctx := context.Background()
+	gwc := gwclient.NewForConfigOrDie(api.Config)
+	dyn := dynamic.NewForConfigOrDie(api.Config)
+	dir := t.TempDir()
+	must := func(what string, err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+	}
+	gwPort := freePort(t, "127.0.0.1")
+	_, err := gwc.GatewayV1().GatewayClasses().Create(ctx, &gwv1.GatewayClass{ObjectMeta: metav1.ObjectMeta{Name: "causeway"},
+		Spec: gwv1.GatewayClassSpec{ControllerName: translate.ControllerName}}, metav1.CreateOptions{})
+	must("creating GatewayClass", err)
+	_, err = gwc.GatewayV1().Gateways("default").Create(ctx, &gwv1.Gateway{ObjectMeta: metav1.ObjectMeta{Name: "gw"},
+		Spec: gwv1.GatewaySpec{GatewayClassName: "causeway",
+			Addresses: []gwv1.GatewaySpecAddress{{Type: ptr(gwv1.IPAddressType), Value: "127.0.0.1"}},
+			Listeners: []gwv1.Listener{{Name: "http", Port: gwv1.PortNumber(gwPort), Protocol: gwv1.HTTPProtocolType}}}},
+		metav1.CreateOptions{})
+	must("creating Gateway", err)
+
+	kubeconfig := filepath.Join(dir, "kubeconfig")
+	writeKubeconfig(t, api.Config, kubeconfig)
+	tokens := filepath.Join(dir, "tokens")
+	must("writing tokens", os.WriteFile(tokens, []byte("tok default/gw\n"), 0o600))
+	tlsDir := filepath.Join(dir, "tls")
+	const leaseDuration = 6 * time.Second
+	type replica struct {
+		name, grpc, admin string
+		p                 *process
+	}
+	newReplica := func(name string) *replica {
+		return &replica{name: name, grpc: fmt.Sprintf("127.0.0.1:%d", freePort(t, "127.0.0.1")),
+			admin: fmt.Sprintf("127.0.0.1:%d", freePort(t, "127.0.0.1"))}
+	}
+	run := func(r *replica) {
+		t.Helper()
+		r.p = start(t, "control "+r.name, "control", "--kubeconfig", kubeconfig, "--listen", r.grpc, "--admin-addr", r.admin,
+			"--tokens", tokens, "--tls-dir", tlsDir, "--debounce", "50ms",
+			"--identity", r.name, "--lease-namespace", "default", "--lease-duration", leaseDuration.String())
+		waitReady(t, r.p, r.admin)
+	}
+	proxy := func(id string, controls ...string) *process {
+		t.Helper()
+		admin := fmt.Sprintf("127.0.0.1:%d", freePort(t, "127.0.0.1"))
+		p := start(t, "proxy "+id, "proxy", "--control", strings.Join(controls, ","), "--id", id, "--gateways", "default/gw",
+			"--token", "tok", "--ca", filepath.Join(tlsDir, "ca.pem"), "--admin-addr", admin, "--access-log", "off",
+			"--reconnect-max", "500ms", "--drain-timeout", "1s")
+		waitReady(t, p, admin)
+		return p
+	}
+	programmed := func() (metav1.Condition, error) {
+		g, err := gwc.GatewayV1().Gateways("default").Get(ctx, "gw", metav1.GetOptions{})
+		if err != nil {
+			return metav1.Condition{}, err
+		}
+		return condition(g.Status.Conditions, "Programmed")
+	}
+	// waitProgrammed polls with a generous bound: lease expiry takes
+	// leaseDuration, the rest is event-driven.
+	waitProgrammed := func(what string, ok func(metav1.Condition) bool) metav1.Condition {
+		t.Helper()
+		var got metav1.Condition
+		kubeapi.WaitFor(t, what, 30*time.Second+3*leaseDuration, func() error {
+			c, err := programmed()
+			if err != nil {
+				return err
+			}
+			if got = c; !ok(c) {
+				return fmt.Errorf("Programmed %s/%s: %s", c.Status, c.Reason, c.Message)
+			}
+			return nil
+		})
+		return got
+	}
+	isTrue := func(n string) func(metav1.Condition) bool {
+		return func(c metav1.Condition) bool {
+			return c.Status == metav1.ConditionTrue && strings.Contains(c.Message, n+" connected proxies run the current configuration")
+		}
+	}
+	// watchFalse records every Programmed=False the Gateway goes through
+	// from now until the returned function is called.
+	watchFalse := func() func() []string {
+		t.Helper()
+		g, err := gwc.GatewayV1().Gateways("default").Get(ctx, "gw", metav1.GetOptions{})
+		must("reading Gateway", err)
+		w, err := gwc.GatewayV1().Gateways("default").Watch(ctx, metav1.ListOptions{
+			FieldSelector: "metadata.name=gw", ResourceVersion: g.ResourceVersion})
+		must("watching Gateway", err)
+		var seen []string
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			for ev := range w.ResultChan() {
+				g, ok := ev.Object.(*gwv1.Gateway)
+				if !ok {
+					continue
+				}
+				if c, err := condition(g.Status.Conditions, "Programmed"); err == nil && c.Status != metav1.ConditionTrue {
+					seen = append(seen, c.Reason+": "+c.Message)
+				}
+			}
+		}()
+		return func() []string { w.Stop(); <-done; return seen }
+	}
+	// renewals waits until replica's Lease has been written n more times:
+	// the replicas have exchanged their fleets since.
+	leases := dyn.Resource(schema.GroupVersionResource{Group: "coordination.k8s.io", Version: "v1", Resource: "leases"}).Namespace("default")
+	renewals := func(name string, n int) {
+		t.Helper()
+		var first string
+		seen := 0
+		kubeapi.WaitFor(t, fmt.Sprintf("%d renewals of %s's lease", n, name), 30*time.Second+time.Duration(n)*leaseDuration, func() error {
+			l, err := leases.Get(ctx, "causeway-control-"+name, metav1.GetOptions{})
+			if err != nil {
+				return err
+			}
+			if rv := l.GetResourceVersion(); rv != first {
+				if first != "" {
+					seen++
+				}
+				first = rv
+			}
+			if seen < n {
+				return fmt.Errorf("%d renewals seen", seen)
+			}
+			return nil
+		})
+	}
+
+	a, b := newReplica("a"), newReplica("b")
+	run(a)
+	waitProgrammed("Programmed=False NoProxies with no proxy", func(c metav1.Condition) bool {
+		return c.Status == metav1.ConditionFalse && c.Reason == push.ReasonNoProxies
+	})
+	// p1 knows only A: it cannot fail over.
+	p1 := proxy("p1", a.grpc)
+	waitProgrammed("Programmed=True with p1 on A", isTrue("1 of 1"))
+
+	// B starts with no proxy: the Gateway stays programmed.
+	stopWatch := watchFalse()
+	run(b)
+	renewals("a", 2)
+	renewals("b", 2)
+	if c, err := programmed(); err != nil || !isTrue("1 of 1")(c) {
+		t.Errorf("with B running: Programmed %+v %v", c, err)
+	}
+	if seen := stopWatch(); len(seen) > 0 {
+		t.Errorf("the Gateway went unprogrammed when B started: %q", seen)
+	}
+	code, body := get(b.admin, "/status")
+	if code != http.StatusOK || !strings.Contains(body, "1 of 1 connected proxies") {
+		t.Errorf("B's /status does not count A's proxy: %d %s", code, body)
+	}
+	out, err := exec.Command(binary, "ctl", "proxy-status", "--control-admin", a.admin+","+b.admin).CombinedOutput()
+	if err != nil {
+		t.Fatalf("ctl proxy-status of both replicas: %v\n%s", err, out)
+	}
+	if r := row(string(out), "p1"); !strings.Contains(r, a.admin) || !strings.Contains(r, "SYNCED") {
+		t.Errorf("merged proxy-status row of p1 %q (table:\n%s)", r, out)
+	}
+
+	// A dies; p1 cannot reach B: once A's lease expires, B writes that
+	// no proxy serves the Gateway.
+	a.p.kill()
+	killed := time.Now()
+	waitProgrammed("Programmed=False NoProxies after A died", func(c metav1.Condition) bool {
+		return c.Status == metav1.ConditionFalse && c.Reason == push.ReasonNoProxies
+	})
+	t.Logf("NoProxies %v after A was killed (lease duration %v)", time.Since(killed).Round(100*time.Millisecond), leaseDuration)
+	p1.stop()
+
+	// A again, and p2, which knows both replicas: when the one it is
+	// connected to dies, it fails over to the other, and the Gateway stays
+	// programmed, counting p2 once the dead replica's lease expired.
+	run(a)
+	p2 := proxy("p2", a.grpc, b.grpc)
+	waitProgrammed("Programmed=True with p2", isTrue("1 of 1"))
+	on, other := a, b
+	eventually(t, "p2 synced on a replica", 30*time.Second, func() bool {
+		if synced(fleetStatus(t, b.admin)["p2"]) {
+			on, other = b, a
+			return true
+		}
+		return synced(fleetStatus(t, a.admin)["p2"])
+	})
+	t.Logf("p2 is on %s; killing it", on.name)
+	stopWatch = watchFalse()
+	on.p.kill()
+	killed = time.Now()
+	eventually(t, "p2 failed over to "+other.name, 30*time.Second, func() bool { return synced(fleetStatus(t, other.admin)["p2"]) })
+	// Until the dead replica's lease expires, p2 counts twice (there, as
+	// it last said, and here); after, once.
+	eventually(t, on.name+"'s lease expired", 2*leaseDuration, func() bool { return time.Since(killed) > leaseDuration+time.Second })
+	// The surviving replica's view counts p2 once. (The count in the
+	// cluster may lag: kube.StatusWriter compares with the Gateway as its
+	// last translation saw it, so a message returning to that value after
+	// a status-only change is not written again; Programmed stays True.)
+	eventually(t, other.name+"'s view counts p2 once", 30*time.Second, func() bool {
+		_, st := get(other.admin, "/status")
+		return strings.Contains(st, "1 of 1 connected proxies")
+	})
+	waitProgrammed("Programmed=True with p2 after the failover", func(c metav1.Condition) bool {
+		return c.Status == metav1.ConditionTrue && c.Reason == "Programmed"
+	})
+	if seen := stopWatch(); len(seen) > 0 {
+		t.Errorf("the Gateway went unprogrammed while p2 failed over: %q", seen)
+	}
+	p2.stop()
+	other.p.stop()
+	if err := <-other.p.done; err != nil {
+		t.Errorf("%s's exit: %v\n%s", other.name, err, other.p.stderr.String())
+	}
+	// The replica deleted its Lease on the way out.
+	if _, err := leases.Get(ctx, "causeway-control-"+other.name, metav1.GetOptions{}); err == nil {
+		t.Errorf("%s's lease outlived it", other.name)
 	}
 }
