@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"reflect"
 	"sort"
+	"strconv"
 	"sync"
 	"time"
 
@@ -56,6 +57,13 @@ type StatusWriter struct {
 	ready   chan struct{}
 
 	written func(*resource.Snapshot) // test hook: a report was written
+
+	// last holds each object as this writer last wrote it. The snapshot's
+	// copy can predate that write (informers lag, and a status-only change
+	// starts no translation), and comparing against it would miss a status
+	// that returns to an earlier value. Only Run's goroutine uses it.
+	last map[string]runtime.Object
+	seen map[string]bool // keys put by the current write
 }
 
 // job is one report waiting to be written.
@@ -121,6 +129,14 @@ func (w *StatusWriter) Run(ctx context.Context) error {
 
 // write writes every status of one report.
 func (w *StatusWriter) write(ctx context.Context, j *job) {
+	w.seen = map[string]bool{}
+	defer func() {
+		for k := range w.last { // objects gone from the snapshot
+			if !w.seen[k] {
+				delete(w.last, k)
+			}
+		}
+	}()
 	index := map[status.Ref]*status.Resource{}
 	for _, e := range j.rep.Resources {
 		index[e.Ref] = e
@@ -222,16 +238,25 @@ type object interface {
 // starts again from the server's object, unless that object's generation is
 // no longer the one translated (a newer report will come).
 func put[T object](ctx context.Context, w *StatusWriter, obj T, desire func(T) bool,
-	get func(context.Context, string) (T, error), update func(context.Context, T) error) {
+	get func(context.Context, string) (T, error), update func(context.Context, T) (T, error)) {
 	gen := obj.GetGeneration()
+	key := fmt.Sprintf("%T/%s/%s", obj, obj.GetNamespace(), obj.GetName())
+	w.seen[key] = true
 	cur := obj
+	if prev, ok := w.last[key].(T); ok && prev.GetGeneration() == gen && newer(prev, obj) {
+		cur = prev
+	}
 	for attempt := 0; attempt < 5; attempt++ {
 		o := cur.DeepCopyObject().(T)
 		if !desire(o) {
 			return
 		}
-		err := update(ctx, o)
+		written, err := update(ctx, o)
 		if err == nil {
+			if w.last == nil {
+				w.last = map[string]runtime.Object{}
+			}
+			w.last[key] = written
 			return
 		}
 		if !apierrors.IsConflict(err) {
@@ -247,6 +272,16 @@ func put[T object](ctx context.Context, w *StatusWriter, obj T, desire func(T) b
 		cur = fresh
 	}
 	w.log.Warn("writing status: still conflicting after 5 attempts", "namespace", obj.GetNamespace(), "name", obj.GetName())
+}
+
+// newer reports whether a's resourceVersion is later than b's. Versions
+// are opaque to clients, but etcd's are increasing integers; anything else
+// counts as not newer, and the snapshot's copy is used (a stale base only
+// costs a conflict and a fresh read).
+func newer(a, b metav1.Object) bool {
+	x, err1 := strconv.ParseUint(a.GetResourceVersion(), 10, 64)
+	y, err2 := strconv.ParseUint(b.GetResourceVersion(), 10, 64)
+	return err1 == nil && err2 == nil && x > y
 }
 
 // conditions converts report conditions to API conditions stamped with
@@ -689,16 +724,23 @@ func dynGet[T any, PT interface {
 func dynUpdate[T any, PT interface {
 	*T
 	object
-}](dyn dynamic.Interface, r schema.GroupVersionResource) func(context.Context, PT) error {
-	return func(ctx context.Context, o PT) error {
+}](dyn dynamic.Interface, r schema.GroupVersionResource) func(context.Context, PT) (PT, error) {
+	return func(ctx context.Context, o PT) (PT, error) {
 		m, err := runtime.DefaultUnstructuredConverter.ToUnstructured(o)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		u := &unstructured.Unstructured{Object: m}
 		u.SetAPIVersion(r.Group + "/" + r.Version)
 		u.SetKind(reflect.TypeFor[T]().Name())
-		_, err = dyn.Resource(r).Namespace(o.GetNamespace()).UpdateStatus(ctx, u, metav1.UpdateOptions{})
-		return err
+		out, err := dyn.Resource(r).Namespace(o.GetNamespace()).UpdateStatus(ctx, u, metav1.UpdateOptions{})
+		if err != nil {
+			return nil, err
+		}
+		t := PT(new(T))
+		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(out.Object, t); err != nil {
+			return nil, err
+		}
+		return t, nil
 	}
 }
