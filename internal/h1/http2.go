@@ -4,10 +4,12 @@ package h1
 
 import (
 	"context"
+	"crypto/tls"
 	"math"
 	"net"
 	"net/http"
 	"sync"
+	"time"
 
 	"golang.org/x/net/http2"
 )
@@ -64,10 +66,13 @@ func NewHTTP2(srv *http.Server) *HTTP2 {
 	}
 	if user := srv.ConnState; user != nil {
 		srv.ConnState = func(c net.Conn, st http.ConnState) {
-			if t, ok := c.(tlsGuard); ok {
-				c = t.Conn
-			} else if g, ok := c.(*guard); ok {
-				c = g.Conn
+			switch f := c.(type) {
+			case tlsFlushConn:
+				c = f.g.Conn
+			case *flushConn:
+				c = f.g.Conn
+			case *guard:
+				c = f.Conn
 			}
 			user(c, st)
 		}
@@ -101,7 +106,7 @@ func (h *HTTP2) ServeConn(c net.Conn) {
 			h.srv.ConnState(g, http.StateClosed)
 		}
 	}()
-	h.h2.ServeConn(g.wrap(), &http2.ServeConnOpts{BaseConfig: h.srv})
+	h.h2.ServeConn(newFlushConn(g), &http2.ServeConnOpts{BaseConfig: h.srv})
 }
 
 // Shutdown sends GOAWAY on every connection and waits for them to end
@@ -131,4 +136,111 @@ func (h *HTTP2) Shutdown(ctx context.Context) error {
 	h.mu.Unlock()
 	<-h.drained
 	return ctx.Err()
+}
+
+// flushConn is the connection x/net/http2 writes to. The server flushes
+// whenever its write queue runs dry, and a handler's response reaches that
+// queue in two steps (HEADERS, then DATA, each awaited), so a small reply
+// would cost two flushes: two TLS records, two write syscalls. flushConn's
+// Write instead copies the bytes and returns, and one writer goroutine
+// sends what has gathered meanwhile in one write: HEADERS and DATA of a
+// stream, and of other streams, coalesce under load. An idle connection
+// costs nothing (the writer runs only while bytes are pending); bytes
+// pending are bounded by flushMax, beyond which Write waits.
+type flushConn struct {
+	net.Conn // the guard (tlsGuard or *guard)
+	g        *guard
+
+	mu   sync.Mutex
+	cond sync.Cond // signalled when the writer takes or finishes a batch
+	pend *[]byte   // bytes not yet handed to the writer; nil when none
+	busy bool      // a writer goroutine runs
+	err  error     // the first write error: every later Write returns it
+}
+
+// tlsFlushConn is a flushConn over TLS: x/net/http2 reads the TLS state
+// (for Request.TLS and RFC 9113 §9.2) through ConnectionState.
+type tlsFlushConn struct{ *flushConn }
+
+func (t tlsFlushConn) ConnectionState() tls.ConnectionState {
+	return t.g.Conn.(connectionStater).ConnectionState()
+}
+
+const (
+	flushMax   = 256 << 10       // pending bytes beyond which Write waits
+	flushKeep  = 64 << 10        // larger buffers are not pooled
+	closeDrain = 2 * time.Second // how long Close lets pending bytes go out
+)
+
+var flushPool = sync.Pool{New: func() any { b := make([]byte, 0, 16<<10); return &b }}
+
+func newFlushConn(g *guard) net.Conn {
+	f := &flushConn{Conn: g.wrap(), g: g}
+	f.cond.L = &f.mu
+	if _, ok := g.Conn.(connectionStater); ok {
+		return tlsFlushConn{f}
+	}
+	return f
+}
+
+func (f *flushConn) Write(p []byte) (int, error) {
+	f.mu.Lock()
+	for f.err == nil && f.pend != nil && len(*f.pend) >= flushMax {
+		f.cond.Wait()
+	}
+	if err := f.err; err != nil {
+		f.mu.Unlock()
+		return 0, err
+	}
+	if f.pend == nil {
+		f.pend = flushPool.Get().(*[]byte)
+	}
+	*f.pend = append(*f.pend, p...)
+	if !f.busy {
+		f.busy = true
+		go f.drain()
+	}
+	f.mu.Unlock()
+	return len(p), nil
+}
+
+// drain writes the pending bytes, batch by batch, until there are none.
+func (f *flushConn) drain() {
+	f.mu.Lock()
+	for f.pend != nil && f.err == nil {
+		b := f.pend
+		f.pend = nil
+		f.cond.Broadcast()
+		f.mu.Unlock()
+		_, err := f.Conn.Write(*b)
+		if cap(*b) <= flushKeep {
+			*b = (*b)[:0]
+			flushPool.Put(b)
+		}
+		f.mu.Lock()
+		if err != nil {
+			f.err = err
+		}
+	}
+	if f.pend != nil { // after an error
+		f.pend = nil
+	}
+	f.busy = false
+	f.cond.Broadcast()
+	f.mu.Unlock()
+}
+
+// Close lets the pending bytes (a GOAWAY, say) go out first, for at most
+// closeDrain, then closes the connection.
+func (f *flushConn) Close() error {
+	f.mu.Lock()
+	if f.busy {
+		t := time.AfterFunc(closeDrain, func() { _ = f.Conn.Close() })
+		for f.busy {
+			f.cond.Wait()
+		}
+		t.Stop()
+	}
+	f.mu.Unlock()
+	return f.Conn.Close()
 }

@@ -132,6 +132,7 @@ func (ls *listener) serve(w http.ResponseWriter, r *http.Request, x *exchange) {
 	be.reqHeaders.Apply(r.Header)
 	e.rewrite.Apply(r)
 
+	dropEmptyH2Body(r)
 	out := r
 	var body *bodyReader
 	if r.Body != nil && r.Body != http.NoBody {
