@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"causeway.dev/causeway/internal/ir"
+	"causeway.dev/causeway/internal/route"
 )
 
 // Misdirected requests (Gateway API GatewayHTTPSListenerDetectMisdirectedRequests).
@@ -119,7 +120,7 @@ func (s *sniMap) misdirected(r *http.Request) bool {
 	if r.TLS == nil {
 		return false
 	}
-	name, host := r.TLS.ServerName, hostName(r.Host)
+	name, host := r.TLS.ServerName, route.StripPort(r.Host)
 	if name == host || strings.EqualFold(name, host) {
 		return false // the usual case, settled without lookups
 	}
@@ -129,21 +130,6 @@ func (s *sniMap) misdirected(r *http.Request) bool {
 	}
 	h := s.index(host)
 	return h >= 0 && h != sni
-}
-
-// hostName removes ":port" from a Host, keeping IPv6 literals whole
-// ("[::1]:443" gives "[::1]").
-func hostName(h string) string {
-	if strings.HasPrefix(h, "[") {
-		if i := strings.IndexByte(h, ']'); i >= 0 {
-			return h[:i+1]
-		}
-		return h
-	}
-	if i := strings.LastIndexByte(h, ':'); i >= 0 && strings.IndexByte(h[:i], ':') < 0 {
-		return h[:i]
-	}
-	return h
 }
 
 // misdirectedReply answers 421 as plain HTTP, gRPC requests included: the

@@ -275,11 +275,6 @@ func TestMisdirectedCompile(t *testing.T) {
 			t.Errorf("index(%q) = %d, want %d", tc.name, got, tc.want)
 		}
 	}
-	for h, want := range map[string]string{"a:1": "a", "a": "a", "[::1]:443": "[::1]", "::1": "::1", "[::1": "[::1"} {
-		if got := hostName(h); got != want {
-			t.Errorf("hostName(%q) = %q, want %q", h, got, want)
-		}
-	}
 }
 
 // TestMisdirectedAllocs: the check allocates nothing, upper case included.

@@ -24,7 +24,7 @@ func (t *Table[T]) hostIndex(h string) int32 {
 	if t.exact.empty() && t.wild.empty() {
 		return t.any
 	}
-	h = strings.TrimSuffix(stripPort(h), ".")
+	h = strings.TrimSuffix(StripPort(h), ".")
 	if len(h) > maxHost {
 		return t.any
 	}
@@ -76,10 +76,10 @@ func (t *Table[T]) hostIndex(h string) int32 {
 	return t.any
 }
 
-// stripPort removes ":port" from a host, keeping IPv6 literals ("[::1]:80"
+// StripPort removes ":port" from a host, keeping IPv6 literals ("[::1]:80"
 // gives "[::1]"). A bare IPv6 address (several colons, no brackets) is
 // kept whole.
-func stripPort(h string) string {
+func StripPort(h string) string {
 	if strings.HasPrefix(h, "[") {
 		if i := strings.IndexByte(h, ']'); i >= 0 {
 			return h[:i+1]

@@ -101,8 +101,8 @@ func TestStripPort(t *testing.T) {
 		"::1":                "::1",
 		"[fe80::1%25eth0]:1": "[fe80::1%25eth0]",
 	} {
-		if got := stripPort(in); got != want {
-			t.Errorf("stripPort(%q) = %q, want %q", in, got, want)
+		if got := StripPort(in); got != want {
+			t.Errorf("StripPort(%q) = %q, want %q", in, got, want)
 		}
 	}
 }
