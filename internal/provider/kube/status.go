@@ -185,45 +185,46 @@ func (w *StatusWriter) write(ctx context.Context, j *job) {
 		put(ctx, w, ls, func(o *gwv1.ListenerSet) bool { return w.listenerSetStatus(o, e) },
 			dynGet[gwv1.ListenerSet](w.dyn, gvr("listenersets"), ls.Namespace), dynUpdate[gwv1.ListenerSet](w.dyn, gvr("listenersets")))
 	}
-	for _, r := range j.snap.HTTPRoutes {
-		e := entry("HTTPRoute", r.Namespace, r.Name)
-		put(ctx, w, r, func(o *gwv1.HTTPRoute) bool {
-			return w.routeStatus(&o.Status.RouteStatus, o.Spec.ParentRefs, o.Generation, e)
-		},
-			dynGet[gwv1.HTTPRoute](w.dyn, gvr("httproutes"), r.Namespace), dynUpdate[gwv1.HTTPRoute](w.dyn, gvr("httproutes")))
-	}
-	for _, r := range j.snap.GRPCRoutes {
-		e := entry("GRPCRoute", r.Namespace, r.Name)
-		put(ctx, w, r, func(o *gwv1.GRPCRoute) bool {
-			return w.routeStatus(&o.Status.RouteStatus, o.Spec.ParentRefs, o.Generation, e)
-		},
-			dynGet[gwv1.GRPCRoute](w.dyn, gvr("grpcroutes"), r.Namespace), dynUpdate[gwv1.GRPCRoute](w.dyn, gvr("grpcroutes")))
-	}
-	for _, r := range j.snap.TLSRoutes {
-		e := entry("TLSRoute", r.Namespace, r.Name)
-		put(ctx, w, r, func(o *gwv1.TLSRoute) bool {
-			return w.routeStatus(&o.Status.RouteStatus, o.Spec.ParentRefs, o.Generation, e)
-		},
-			dynGet[gwv1.TLSRoute](w.dyn, gvr("tlsroutes"), r.Namespace), dynUpdate[gwv1.TLSRoute](w.dyn, gvr("tlsroutes")))
-	}
-	for _, r := range j.snap.TCPRoutes {
-		e := entry("TCPRoute", r.Namespace, r.Name)
-		put(ctx, w, r, func(o *gwv1.TCPRoute) bool {
-			return w.routeStatus(&o.Status.RouteStatus, o.Spec.ParentRefs, o.Generation, e)
-		},
-			dynGet[gwv1.TCPRoute](w.dyn, gvr("tcproutes"), r.Namespace), dynUpdate[gwv1.TCPRoute](w.dyn, gvr("tcproutes")))
-	}
+	putRoutes(ctx, w, j.snap.HTTPRoutes, "HTTPRoute", "httproutes", entry,
+		func(o *gwv1.HTTPRoute) (*gwv1.RouteStatus, []gwv1.ParentReference) {
+			return &o.Status.RouteStatus, o.Spec.ParentRefs
+		})
+	putRoutes(ctx, w, j.snap.GRPCRoutes, "GRPCRoute", "grpcroutes", entry,
+		func(o *gwv1.GRPCRoute) (*gwv1.RouteStatus, []gwv1.ParentReference) {
+			return &o.Status.RouteStatus, o.Spec.ParentRefs
+		})
+	putRoutes(ctx, w, j.snap.TLSRoutes, "TLSRoute", "tlsroutes", entry,
+		func(o *gwv1.TLSRoute) (*gwv1.RouteStatus, []gwv1.ParentReference) {
+			return &o.Status.RouteStatus, o.Spec.ParentRefs
+		})
+	putRoutes(ctx, w, j.snap.TCPRoutes, "TCPRoute", "tcproutes", entry,
+		func(o *gwv1.TCPRoute) (*gwv1.RouteStatus, []gwv1.ParentReference) {
+			return &o.Status.RouteStatus, o.Spec.ParentRefs
+		})
 	for _, p := range j.snap.BackendTLSPolicies {
 		e := entry("BackendTLSPolicy", p.Namespace, p.Name)
 		put(ctx, w, p, func(o *gwv1.BackendTLSPolicy) bool { return w.policyStatus(&o.Status, o.Namespace, o.Generation, e) },
 			dynGet[gwv1.BackendTLSPolicy](w.dyn, gvr("backendtlspolicies"), p.Namespace), dynUpdate[gwv1.BackendTLSPolicy](w.dyn, gvr("backendtlspolicies")))
 	}
-	for _, r := range j.snap.UDPRoutes {
-		e := entry("UDPRoute", r.Namespace, r.Name)
-		put(ctx, w, r, func(o *gwv1.UDPRoute) bool {
-			return w.routeStatus(&o.Status.RouteStatus, o.Spec.ParentRefs, o.Generation, e)
-		},
-			dynGet[gwv1.UDPRoute](w.dyn, gvr("udproutes"), r.Namespace), dynUpdate[gwv1.UDPRoute](w.dyn, gvr("udproutes")))
+	putRoutes(ctx, w, j.snap.UDPRoutes, "UDPRoute", "udproutes", entry,
+		func(o *gwv1.UDPRoute) (*gwv1.RouteStatus, []gwv1.ParentReference) {
+			return &o.Status.RouteStatus, o.Spec.ParentRefs
+		})
+}
+
+// putRoutes writes the parent statuses of the routes of one kind; parts
+// gives a route's status and parentRefs.
+func putRoutes[T any, PT interface {
+	*T
+	object
+}](ctx context.Context, w *StatusWriter, routes []PT, kind, plural string,
+	entry func(kind, ns, name string) *status.Resource, parts func(PT) (*gwv1.RouteStatus, []gwv1.ParentReference)) {
+	for _, r := range routes {
+		e := entry(kind, r.GetNamespace(), r.GetName())
+		put(ctx, w, r, func(o PT) bool {
+			rs, refs := parts(o)
+			return w.routeStatus(rs, refs, o.GetGeneration(), e)
+		}, dynGet[T, PT](w.dyn, gvr(plural), r.GetNamespace()), dynUpdate[T, PT](w.dyn, gvr(plural)))
 	}
 }
 
