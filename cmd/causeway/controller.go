@@ -149,15 +149,7 @@ func runController(args []string) error {
 		}()
 	}
 	runErr := gw.Run(ctx)
-
-	log.Info("draining", "timeout", f.drain.String())
-	dctx, cancel := context.WithTimeout(context.Background(), f.drain)
-	defer cancel()
-	if err := gw.Shutdown(dctx); err != nil {
-		log.Warn("drain deadline passed with requests in flight", "error", err)
-	}
-	_ = adm.Shutdown(dctx)
-	log.Info("stopped")
+	drain(f, log, gw.Shutdown, adm)
 	return runErr
 }
 

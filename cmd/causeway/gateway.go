@@ -103,16 +103,21 @@ func serve(f gatewayFlags) error {
 	defer stop()
 	go releaseStartupPages(ctx, f, gw.Ready, log)
 	runErr := gw.Run(ctx)
+	drain(f, log, gw.Shutdown, adm)
+	return runErr
+}
 
+// drain, once a signal ended the run, gives requests in flight f.drain to
+// finish (shutdown stops accepting and waits), then stops the admin API.
+func drain(f gatewayFlags, log *slog.Logger, shutdown func(context.Context) error, adm *admin.Server) {
 	log.Info("draining", "timeout", f.drain.String())
-	dctx, cancel := context.WithTimeout(context.Background(), f.drain)
+	ctx, cancel := context.WithTimeout(context.Background(), f.drain)
 	defer cancel()
-	if err := gw.Shutdown(dctx); err != nil {
+	if err := shutdown(ctx); err != nil {
 		log.Warn("drain deadline passed with requests in flight", "error", err)
 	}
-	_ = adm.Shutdown(dctx)
+	_ = adm.Shutdown(ctx)
 	log.Info("stopped")
-	return runErr
 }
 
 func newLogger(level string) (*slog.Logger, error) {

@@ -131,15 +131,10 @@ func runProxy(args []string) error {
 	go releaseStartupPages(ctx, f, px.Ready, log)
 	_ = ag.Run(ctx)
 
-	log.Info("draining", "timeout", f.drain.String())
-	dctx, cancel := context.WithTimeout(context.Background(), f.drain)
-	defer cancel()
-	if err := px.Shutdown(dctx); err != nil {
-		log.Warn("drain deadline passed with requests in flight", "error", err)
-	}
-	ups.Close()
-	_ = adm.Shutdown(dctx)
-	log.Info("stopped")
+	drain(f, log, func(ctx context.Context) error {
+		defer ups.Close()
+		return px.Shutdown(ctx)
+	}, adm)
 	return nil
 }
 
