@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"causeway.dev/causeway/internal/ir"
+	"causeway.dev/causeway/test/testcert"
 )
 
 // BenchmarkTCPThroughput sends 1 MiB chunks to a sink that discards them,
@@ -90,15 +91,15 @@ func BenchmarkTLSPassthroughConn(b *testing.B) {
 // TLS 1.3 handshake with the gateway (client side included), one line of
 // plaintext to the backend and back.
 func BenchmarkTLSTerminateConn(b *testing.B) {
-	authority := newCA(b, "CA")
-	_, certPEM, keyPEM := authority.leaf(b, "tls.example.com")
+	authority := testcert.NewCA(b, "CA")
+	gwCert := authority.Server(b, "tls.example.com", "tls.example.com")
 	backend := serveTCP(b, func(c net.Conn) { _, _ = io.Copy(c, c) })
 	r := l4route("r", []string{"tls.example.com"}, "echo")
 	r.Terminate = true
 	l := &ir.Listener{Name: "tls", Protocol: ir.ProtocolTLS, L4Routes: []*ir.L4Route{r},
-		TLS: &ir.TLS{Certificates: []*ir.Certificate{{CertPEM: certPEM, KeyPEM: keyPEM}}}}
+		TLS: &ir.TLS{Certificates: []*ir.Certificate{{CertPEM: gwCert.CertPEM, KeyPEM: gwCert.KeyPEM}}}}
 	_, gw := start(b, Options{}, l, map[string]Dialer{"echo": &testDialer{addr: backend}})
-	conf := &tls.Config{ServerName: "tls.example.com", RootCAs: authority.pool}
+	conf := &tls.Config{ServerName: "tls.example.com", RootCAs: authority.Pool}
 	buf := make([]byte, 5)
 	b.ReportAllocs()
 	for b.Loop() {

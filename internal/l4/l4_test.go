@@ -14,20 +14,21 @@ import (
 	"time"
 
 	"causeway.dev/causeway/internal/ir"
+	"causeway.dev/causeway/test/testcert"
 )
 
 // TestPassthroughBackendCertificate: the client completes its handshake
 // with the backend itself, whose certificate (and only its CA) it verifies.
 func TestPassthroughBackendCertificate(t *testing.T) {
-	backendCA := newCA(t, "backend CA")
-	pair, _, _ := backendCA.leaf(t, "db.example.com")
+	backendCA := testcert.NewCA(t, "backend CA")
+	pair := backendCA.Server(t, "db.example.com", "db.example.com").TLS
 	backend := serveTLS(t, pair, sayName("backend"))
 	l := &ir.Listener{Name: "tls", Protocol: ir.ProtocolTLS, L4Routes: []*ir.L4Route{
 		l4route("tlsroute/default/db/rule/0", []string{"db.example.com"}, "db"),
 	}}
 	_, addr := start(t, Options{}, l, map[string]Dialer{"db": &testDialer{addr: backend}})
 
-	c, err := tls.Dial("tcp", addr, &tls.Config{ServerName: "db.example.com", RootCAs: backendCA.pool})
+	c, err := tls.Dial("tcp", addr, &tls.Config{ServerName: "db.example.com", RootCAs: backendCA.Pool})
 	if err != nil {
 		t.Fatalf("handshake through the gateway: %v", err)
 	}
@@ -56,10 +57,11 @@ func TestPassthroughBackendCertificate(t *testing.T) {
 // TestPassthroughSNI: exact names first, then the longest wildcard, then a
 // route without hostnames; with no such route an unknown name is refused.
 func TestPassthroughSNI(t *testing.T) {
-	authority := newCA(t, "CA")
+	authority := testcert.NewCA(t, "CA")
+	names := []string{"a.example.com", "*.example.com", "*.b.example.com", "other.test", "x.y.example.com"}
 	backends := map[string]Dialer{}
 	for _, name := range []string{"exact", "wild", "longwild", "default"} {
-		pair, _, _ := authority.leaf(t, "a.example.com", "*.example.com", "*.b.example.com", "other.test", "x.y.example.com")
+		pair := authority.Server(t, names[0], names...).TLS
 		backends[name] = &testDialer{addr: serveTLS(t, pair, sayName(name))}
 	}
 	routes := []*ir.L4Route{
@@ -72,7 +74,7 @@ func TestPassthroughSNI(t *testing.T) {
 	_, strict := start(t, Options{}, &ir.Listener{Name: "tls", Protocol: ir.ProtocolTLS, L4Routes: routes}, backends)
 
 	dial := func(addr, sni string) (string, error) {
-		c, err := tls.Dial("tcp", addr, &tls.Config{ServerName: sni, RootCAs: authority.pool})
+		c, err := tls.Dial("tcp", addr, &tls.Config{ServerName: sni, RootCAs: authority.Pool})
 		if err != nil {
 			return "", err
 		}
@@ -112,9 +114,9 @@ func TestPassthroughSNI(t *testing.T) {
 // TestTerminate: the gateway's certificate is chosen by SNI, and the
 // backend receives plaintext.
 func TestTerminate(t *testing.T) {
-	authority := newCA(t, "gateway CA")
-	_, certA, keyA := authority.leaf(t, "a.example.com")
-	_, certW, keyW := authority.leaf(t, "*.example.com")
+	authority := testcert.NewCA(t, "gateway CA")
+	certA := authority.Server(t, "a.example.com", "a.example.com")
+	certW := authority.Server(t, "*.example.com", "*.example.com")
 	backend := serveTCP(t, func(c net.Conn) {
 		line, err := readLine(t, c)
 		if err != nil {
@@ -124,14 +126,14 @@ func TestTerminate(t *testing.T) {
 	})
 	l := &ir.Listener{Name: "tls", Protocol: ir.ProtocolTLS,
 		TLS: &ir.TLS{Certificates: []*ir.Certificate{
-			{SNI: []string{"a.example.com"}, CertPEM: certA, KeyPEM: keyA},
-			{SNI: []string{"*.example.com"}, CertPEM: certW, KeyPEM: keyW},
+			{SNI: []string{"a.example.com"}, CertPEM: certA.CertPEM, KeyPEM: certA.KeyPEM},
+			{SNI: []string{"*.example.com"}, CertPEM: certW.CertPEM, KeyPEM: certW.KeyPEM},
 		}},
 		L4Routes: []*ir.L4Route{l4route("r", []string{"*.example.com"}, "plain")},
 	}
 	_, addr := start(t, Options{}, l, map[string]Dialer{"plain": &testDialer{addr: backend}})
 	for sni, wantName := range map[string]string{"a.example.com": "a.example.com", "b.example.com": "*.example.com"} {
-		c, err := tls.Dial("tcp", addr, &tls.Config{ServerName: sni, RootCAs: authority.pool})
+		c, err := tls.Dial("tcp", addr, &tls.Config{ServerName: sni, RootCAs: authority.Pool})
 		if err != nil {
 			t.Fatalf("%s: %v", sni, err)
 		}

@@ -11,13 +11,14 @@ import (
 	"time"
 
 	"causeway.dev/causeway/internal/ir"
+	"causeway.dev/causeway/test/testcert"
 )
 
 // mixed is one TLS socket with a terminating route (tls.example.com, to a
 // plaintext backend) and a passthrough route (abc.example.com, to a TLS
 // backend with its own CA), as Gateway API TLSRouteModeMixed sets up.
 type mixed struct {
-	gatewayCA, backendCA *ca
+	gatewayCA, backendCA *testcert.CA
 	gatewayCert          []byte // DER of the gateway's leaf
 	backendCert          []byte
 	plain, secure        *testDialer
@@ -27,11 +28,11 @@ type mixed struct {
 
 func newMixed(t *testing.T, opts Options) *mixed {
 	t.Helper()
-	m := &mixed{gatewayCA: newCA(t, "gateway CA"), backendCA: newCA(t, "backend CA")}
-	gw, certPEM, keyPEM := m.gatewayCA.leaf(t, "tls.example.com")
-	m.gatewayCert = gw.Certificate[0]
-	be, _, _ := m.backendCA.leaf(t, "abc.example.com")
-	m.backendCert = be.Certificate[0]
+	m := &mixed{gatewayCA: testcert.NewCA(t, "gateway CA"), backendCA: testcert.NewCA(t, "backend CA")}
+	gw := m.gatewayCA.Server(t, "tls.example.com", "tls.example.com")
+	m.gatewayCert = gw.Leaf.Raw
+	be := m.backendCA.Server(t, "abc.example.com", "abc.example.com")
+	m.backendCert = be.Leaf.Raw
 	// The plaintext backend answers the first line it reads; TLS bytes
 	// reaching it would never form "hello\n".
 	m.plain = &testDialer{addr: serveTCP(t, func(c net.Conn) {
@@ -41,11 +42,11 @@ func newMixed(t *testing.T, opts Options) *mixed {
 		}
 		fmt.Fprintf(c, "plain:%s\n", line)
 	})}
-	m.secure = &testDialer{addr: serveTLS(t, be, sayName("backend"))}
+	m.secure = &testDialer{addr: serveTLS(t, be.TLS, sayName("backend"))}
 	term := l4route("tlsroute/default/term/rule/0", []string{"tls.example.com"}, "plain")
 	term.Terminate = true
 	l := &ir.Listener{Name: "tls", Protocol: ir.ProtocolTLS,
-		TLS: &ir.TLS{Certificates: []*ir.Certificate{{SNI: []string{"tls.example.com"}, CertPEM: certPEM, KeyPEM: keyPEM}}},
+		TLS: &ir.TLS{Certificates: []*ir.Certificate{{SNI: []string{"tls.example.com"}, CertPEM: gw.CertPEM, KeyPEM: gw.KeyPEM}}},
 		L4Routes: []*ir.L4Route{
 			term,
 			l4route("tlsroute/default/pass/rule/0", []string{"abc.example.com"}, "secure"),
@@ -61,7 +62,7 @@ func newMixed(t *testing.T, opts Options) *mixed {
 func TestMixedModes(t *testing.T) {
 	m := newMixed(t, Options{})
 	for i := range 3 { // alternate, on the same Table
-		c, err := tls.Dial("tcp", m.addr, &tls.Config{ServerName: "tls.example.com", RootCAs: m.gatewayCA.pool})
+		c, err := tls.Dial("tcp", m.addr, &tls.Config{ServerName: "tls.example.com", RootCAs: m.gatewayCA.Pool})
 		if err != nil {
 			t.Fatalf("terminate handshake: %v", err)
 		}
@@ -77,7 +78,7 @@ func TestMixedModes(t *testing.T) {
 		}
 		c.Close()
 
-		p, err := tls.Dial("tcp", m.addr, &tls.Config{ServerName: "abc.example.com", RootCAs: m.backendCA.pool})
+		p, err := tls.Dial("tcp", m.addr, &tls.Config{ServerName: "abc.example.com", RootCAs: m.backendCA.Pool})
 		if err != nil {
 			t.Fatalf("passthrough handshake: %v", err)
 		}
@@ -173,7 +174,7 @@ func TestMixedHandshakeFailure(t *testing.T) {
 		t.Errorf("%d backend dials for failed handshakes", n)
 	}
 	// Still serving.
-	c, err := tls.Dial("tcp", m.addr, &tls.Config{ServerName: "tls.example.com", RootCAs: m.gatewayCA.pool})
+	c, err := tls.Dial("tcp", m.addr, &tls.Config{ServerName: "tls.example.com", RootCAs: m.gatewayCA.Pool})
 	if err != nil {
 		t.Fatalf("after the failures: %v", err)
 	}

@@ -1,17 +1,12 @@
 package proxy
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/hex"
 	"encoding/pem"
 	"io"
-	"math/big"
 	"net/http"
 	"net/url"
 	"strings"
@@ -20,64 +15,19 @@ import (
 	"time"
 
 	"causeway.dev/causeway/internal/ir"
+	"causeway.dev/causeway/test/testcert"
 )
 
-// testCA is a certificate authority issuing client certificates.
-type testCA struct {
-	cert *x509.Certificate
-	key  *ecdsa.PrivateKey
-	pem  []byte
-}
-
-var serial atomic.Int64
-
-func newCA(t testing.TB, name string) *testCA {
+// issueClient issues a client certificate for cn with a DNS and a URI name,
+// and an organization that needs escaping in the XFCC subject.
+func issueClient(t testing.TB, ca *testcert.CA, cn string) tls.Certificate {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(serial.Add(1)),
-		Subject:               pkix.Name{CommonName: name},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(time.Hour),
-		IsCA:                  true,
-		BasicConstraintsValid: true,
-		KeyUsage:              x509.KeyUsageCertSign,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, _ := x509.ParseCertificate(der)
-	return &testCA{cert: c, key: key, pem: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})}
-}
-
-// client issues a client certificate with a DNS and a URI name.
-func (ca *testCA) client(t testing.TB, cn string) tls.Certificate {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	u, _ := url.Parse("spiffe://example.org/ns/default/sa/" + cn)
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(serial.Add(1)),
-		Subject:      pkix.Name{CommonName: cn, Organization: []string{"Example, Inc."}},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(time.Hour),
-		DNSNames:     []string{cn + ".example.com"},
-		URIs:         []*url.URL{u},
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	leaf, _ := x509.ParseCertificate(der)
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}
+	return ca.Issue(t, testcert.Options{
+		CommonName:   cn,
+		Organization: []string{"Example, Inc."},
+		SANs:         []string{cn + ".example.com", "spiffe://example.org/ns/default/sa/" + cn},
+		Usage:        []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+	}).TLS
 }
 
 // mtlsEnv is an HTTPS listener "tls" whose backend echoes the
@@ -130,9 +80,9 @@ func wantXFCC(leaf *x509.Certificate) string {
 }
 
 func TestClientCertRequired(t *testing.T) {
-	ca, other := newCA(t, "ca"), newCA(t, "other")
-	m := newMTLS(t, &ir.ClientValidation{CACertPEM: ca.pem, Origin: "test"}, nil)
-	good := ca.client(t, "alice")
+	ca, other := testcert.NewCA(t, "ca"), testcert.NewCA(t, "other")
+	m := newMTLS(t, &ir.ClientValidation{CACertPEM: ca.CertPEM, Origin: "test"}, nil)
+	good := issueClient(t, ca, "alice")
 
 	body, err := m.do(good)
 	if err != nil {
@@ -148,7 +98,7 @@ func TestClientCertRequired(t *testing.T) {
 	if _, err := m.do(); err == nil {
 		t.Error("request without a client certificate was served")
 	}
-	if _, err := m.do(other.client(t, "mallory")); err == nil {
+	if _, err := m.do(issueClient(t, other, "mallory")); err == nil {
 		t.Error("certificate of another CA was accepted")
 	}
 	if n := m.hits.Load(); n != hits {
@@ -157,7 +107,7 @@ func TestClientCertRequired(t *testing.T) {
 
 	// Refused at the handshake: the server's alert ends the connection
 	// before any HTTP is spoken.
-	for _, certs := range [][]tls.Certificate{nil, {other.client(t, "eve")}} {
+	for _, certs := range [][]tls.Certificate{nil, {issueClient(t, other, "eve")}} {
 		c, err := tls.Dial("tcp", m.p.Addr("tls").String(), &tls.Config{RootCAs: m.serverPool, Certificates: certs, NextProtos: []string{"http/1.1"}})
 		if err != nil {
 			continue // TLS 1.2 style failure, within Handshake
@@ -172,16 +122,16 @@ func TestClientCertRequired(t *testing.T) {
 }
 
 func TestClientCertOptional(t *testing.T) {
-	ca, other := newCA(t, "ca"), newCA(t, "other")
-	m := newMTLS(t, &ir.ClientValidation{CACertPEM: ca.pem, Optional: true, Origin: "test"}, nil)
-	good := ca.client(t, "bob")
+	ca, other := testcert.NewCA(t, "ca"), testcert.NewCA(t, "other")
+	m := newMTLS(t, &ir.ClientValidation{CACertPEM: ca.CertPEM, Optional: true, Origin: "test"}, nil)
+	good := issueClient(t, ca, "bob")
 	for _, tc := range []struct {
 		name  string
 		certs []tls.Certificate
 		want  string
 	}{
 		{"none", nil, ""},
-		{"other CA", []tls.Certificate{other.client(t, "eve")}, ""},
+		{"other CA", []tls.Certificate{issueClient(t, other, "eve")}, ""},
 		{"valid", []tls.Certificate{good}, wantXFCC(good.Leaf)},
 	} {
 		body, err := m.do(tc.certs...)
@@ -196,9 +146,9 @@ func TestClientCertOptional(t *testing.T) {
 }
 
 func TestXFCCModes(t *testing.T) {
-	ca := newCA(t, "ca")
-	cert := ca.client(t, "carol")
-	cv := &ir.ClientValidation{CACertPEM: ca.pem, Origin: "test"}
+	ca := testcert.NewCA(t, "ca")
+	cert := issueClient(t, ca, "carol")
+	cv := &ir.ClientValidation{CACertPEM: ca.CertPEM, Origin: "test"}
 
 	m := newMTLS(t, cv, &ir.ListenerSettings{XFCC: ir.XFCCSanitize})
 	if body, err := m.do(cert); err != nil || body != "" {
@@ -252,13 +202,13 @@ func TestXFCCStrippedWithoutTLS(t *testing.T) {
 // BenchmarkXFCC is the per-request cost of X-Forwarded-Client-Cert on a
 // kept-alive mTLS connection (the value is cached per connection).
 func BenchmarkXFCC(b *testing.B) {
-	ca := newCA(b, "ca")
-	cert := ca.client(b, "bench")
-	cc, err := compileClientCert(&ir.Listener{TLS: &ir.TLS{ClientValidation: &ir.ClientValidation{CACertPEM: ca.pem}}})
+	ca := testcert.NewCA(b, "ca")
+	cert := issueClient(b, ca, "bench")
+	cc, err := compileClientCert(&ir.Listener{TLS: &ir.TLS{ClientValidation: &ir.ClientValidation{CACertPEM: ca.CertPEM}}})
 	if err != nil {
 		b.Fatal(err)
 	}
-	st := &tls.ConnectionState{PeerCertificates: []*x509.Certificate{cert.Leaf}, VerifiedChains: [][]*x509.Certificate{{cert.Leaf, ca.cert}}}
+	st := &tls.ConnectionState{PeerCertificates: []*x509.Certificate{cert.Leaf}, VerifiedChains: [][]*x509.Certificate{{cert.Leaf, ca.Cert}}}
 	h := http.Header{}
 	b.ReportAllocs()
 	for b.Loop() {

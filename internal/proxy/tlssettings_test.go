@@ -19,6 +19,7 @@ import (
 	"golang.org/x/net/http2"
 
 	"causeway.dev/causeway/internal/ir"
+	"causeway.dev/causeway/test/testcert"
 )
 
 // httpsEnv applies one HTTPS listener "tls" with the given TLS extras and
@@ -125,13 +126,13 @@ func TestSessionTickets(t *testing.T) {
 // TestResumptionReverified: a session resumed after the client CAs
 // changed is refused if its certificate no longer verifies.
 func TestResumptionReverified(t *testing.T) {
-	ca, other := newCA(t, "ca"), newCA(t, "other")
-	m := newMTLS(t, &ir.ClientValidation{CACertPEM: ca.pem, Origin: "test"}, nil)
-	conf := &tls.Config{RootCAs: m.serverPool, Certificates: []tls.Certificate{ca.client(t, "dave")}}
+	ca, other := testcert.NewCA(t, "ca"), testcert.NewCA(t, "other")
+	m := newMTLS(t, &ir.ClientValidation{CACertPEM: ca.CertPEM, Origin: "test"}, nil)
+	conf := &tls.Config{RootCAs: m.serverPool, Certificates: []tls.Certificate{issueClient(t, ca, "dave")}}
 	if did, err := resumes(t, m.url("tls")+"/", conf); err != nil || !did {
 		t.Fatalf("before rotation: resumed %v (%v)", did, err)
 	}
-	m.cfg.Listeners[0].TLS.ClientValidation = &ir.ClientValidation{CACertPEM: other.pem, Origin: "test"}
+	m.cfg.Listeners[0].TLS.ClientValidation = &ir.ClientValidation{CACertPEM: other.CertPEM, Origin: "test"}
 	m.apply(m.cfg)
 	tr := &http.Transport{TLSClientConfig: conf, DisableKeepAlives: true}
 	if resp, err := (&http.Client{Transport: tr}).Get(m.url("tls") + "/"); err == nil {

@@ -7,14 +7,15 @@ import (
 	"testing"
 
 	"causeway.dev/causeway/internal/ir"
+	"causeway.dev/causeway/test/testcert"
 )
 
 // BenchmarkRoundTripTLS: pooled HTTP/1.1 requests to a TLS backend
 // (BackendTLSPolicy), and with a handshake per request (no pooling: the
 // backend closes each connection), the cost of a full verification.
 func BenchmarkRoundTripTLS(b *testing.B) {
-	ca := newTestCA(b, "bench CA")
-	cert, _, _ := ca.issue(b, "backend", []string{"backend.test"}, nil, false)
+	ca := testcert.NewCA(b, "bench CA")
+	cert := ca.Server(b, "backend", "backend.test").TLS
 	for _, tc := range []struct {
 		name  string
 		close bool
@@ -26,7 +27,7 @@ func BenchmarkRoundTripTLS(b *testing.B) {
 			m := NewManager(Options{})
 			defer m.Close()
 			m.Update([]*ir.Cluster{tlsCluster("c", strings.TrimPrefix(srv.URL, "https://"), ir.UpstreamHTTP1,
-				&ir.UpstreamTLS{SNI: "backend.test", CACertPEM: ca.pem, SubjectAltNames: tc.sans})})
+				&ir.UpstreamTLS{SNI: "backend.test", CACertPEM: ca.CertPEM, SubjectAltNames: tc.sans})})
 			c := m.Cluster("c")
 			req := newReq(context.Background(), "GET", "/", nil)
 			b.ReportAllocs()

@@ -3,114 +3,30 @@ package upstream
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"errors"
 	"io"
 	"log"
 	"log/slog"
-	"math/big"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"causeway.dev/causeway/internal/ir"
+	"causeway.dev/causeway/test/testcert"
 )
-
-// testCA is a throwaway certificate authority.
-type testCA struct {
-	cert *x509.Certificate
-	key  *ecdsa.PrivateKey
-	pem  []byte
-}
-
-func newTestCA(t testing.TB, name string) *testCA {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: name},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(time.Hour),
-		IsCA:                  true,
-		BasicConstraintsValid: true,
-		KeyUsage:              x509.KeyUsageCertSign,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, _ := x509.ParseCertificate(der)
-	return &testCA{cert: cert, key: key, pem: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})}
-}
-
-// issue signs a leaf for dns names and URIs; client selects the client
-// authentication usage. It returns the pair and its PEM encoding.
-func (ca *testCA) issue(t testing.TB, cn string, dns []string, uris []string, client bool) (tls.Certificate, []byte, []byte) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(time.Now().UnixNano()),
-		Subject:      pkix.Name{CommonName: cn},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(time.Hour),
-		DNSNames:     dns,
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	if client {
-		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}
-	}
-	for _, s := range uris {
-		u, err := url.Parse(s)
-		if err != nil {
-			t.Fatal(err)
-		}
-		tmpl.URIs = append(tmpl.URIs, u)
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kd, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	certPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
-	keyPEM := pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kd})
-	pair, err := tls.X509KeyPair(certPEM, keyPEM)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return pair, certPEM, keyPEM
-}
 
 // newTLSBackend serves h over TLS with cert; h2 enables HTTP/2 by ALPN;
 // clientCAs, when set, requires a client certificate they signed.
-func newTLSBackend(t testing.TB, cert tls.Certificate, h2 bool, clientCAs *testCA, h http.Handler) *httptest.Server {
+func newTLSBackend(t testing.TB, cert tls.Certificate, h2 bool, clientCAs *testcert.CA, h http.Handler) *httptest.Server {
 	t.Helper()
 	s := httptest.NewUnstartedServer(h)
 	s.EnableHTTP2 = h2
 	s.TLS = &tls.Config{Certificates: []tls.Certificate{cert}}
 	if clientCAs != nil {
-		pool := x509.NewCertPool()
-		pool.AddCert(clientCAs.cert)
-		s.TLS.ClientCAs = pool
+		s.TLS.ClientCAs = clientCAs.Pool
 		s.TLS.ClientAuth = tls.RequireAndVerifyClientCert
 	}
 	s.Config.ErrorLog = log.New(io.Discard, "", 0) // handshake failures are the point
@@ -152,8 +68,8 @@ func (l *logBuffer) String() string {
 
 func TestUpstreamTLS(t *testing.T) {
 	checkLeaks(t)
-	ca, other := newTestCA(t, "backend CA"), newTestCA(t, "other CA")
-	srvCert, _, _ := ca.issue(t, "backend", []string{"backend.test", "*.wild.test"}, []string{"spiffe://example.org/ns/default/sa/backend"}, false)
+	ca, other := testcert.NewCA(t, "backend CA"), testcert.NewCA(t, "other CA")
+	srvCert := ca.Server(t, "backend", "backend.test", "*.wild.test", "spiffe://example.org/ns/default/sa/backend").TLS
 	addr := strings.TrimPrefix(newTLSBackend(t, srvCert, false, nil, whoami).URL, "https://")
 
 	cases := []struct {
@@ -162,25 +78,25 @@ func TestUpstreamTLS(t *testing.T) {
 		want    string // body prefix on success
 		wantErr string // error substring on failure
 	}{
-		{name: "ca and hostname", tls: ir.UpstreamTLS{SNI: "backend.test", CACertPEM: ca.pem},
+		{name: "ca and hostname", tls: ir.UpstreamTLS{SNI: "backend.test", CACertPEM: ca.CertPEM},
 			want: "HTTP/1.1 sni=backend.test alpn=http/1.1 client=-"},
-		{name: "wrong ca", tls: ir.UpstreamTLS{SNI: "backend.test", CACertPEM: other.pem},
+		{name: "wrong ca", tls: ir.UpstreamTLS{SNI: "backend.test", CACertPEM: other.CertPEM},
 			wantErr: "certificate signed by unknown authority"},
 		{name: "system pool does not know a private ca", tls: ir.UpstreamTLS{SNI: "backend.test", SystemCAs: true},
 			wantErr: "certificate signed by unknown authority"},
 		{name: "no ca trusts nothing", tls: ir.UpstreamTLS{SNI: "backend.test"},
 			wantErr: "certificate signed by unknown authority"},
-		{name: "hostname mismatch", tls: ir.UpstreamTLS{SNI: "elsewhere.test", CACertPEM: ca.pem},
+		{name: "hostname mismatch", tls: ir.UpstreamTLS{SNI: "elsewhere.test", CACertPEM: ca.CertPEM},
 			wantErr: "not elsewhere.test"},
-		{name: "san dns replaces hostname", tls: ir.UpstreamTLS{SNI: "elsewhere.test", CACertPEM: ca.pem, SubjectAltNames: []string{"nope.test", "backend.test"}},
+		{name: "san dns replaces hostname", tls: ir.UpstreamTLS{SNI: "elsewhere.test", CACertPEM: ca.CertPEM, SubjectAltNames: []string{"nope.test", "backend.test"}},
 			want: "HTTP/1.1 sni=elsewhere.test"},
-		{name: "san dns against a wildcard certificate", tls: ir.UpstreamTLS{SNI: "x", CACertPEM: ca.pem, SubjectAltNames: []string{"a.wild.test"}},
+		{name: "san dns against a wildcard certificate", tls: ir.UpstreamTLS{SNI: "x", CACertPEM: ca.CertPEM, SubjectAltNames: []string{"a.wild.test"}},
 			want: "HTTP/1.1 sni=x"},
-		{name: "san uri", tls: ir.UpstreamTLS{SNI: "backend.test", CACertPEM: ca.pem, SubjectAltNames: []string{"spiffe://example.org/ns/default/sa/backend"}},
+		{name: "san uri", tls: ir.UpstreamTLS{SNI: "backend.test", CACertPEM: ca.CertPEM, SubjectAltNames: []string{"spiffe://example.org/ns/default/sa/backend"}},
 			want: "HTTP/1.1 sni=backend.test"},
-		{name: "wrong san", tls: ir.UpstreamTLS{SNI: "backend.test", CACertPEM: ca.pem, SubjectAltNames: []string{"other.test", "spiffe://example.org/ns/default/sa/other"}},
+		{name: "wrong san", tls: ir.UpstreamTLS{SNI: "backend.test", CACertPEM: ca.CertPEM, SubjectAltNames: []string{"other.test", "spiffe://example.org/ns/default/sa/other"}},
 			wantErr: "match none of"},
-		{name: "san still needs the ca", tls: ir.UpstreamTLS{SNI: "backend.test", CACertPEM: other.pem, SubjectAltNames: []string{"backend.test"}},
+		{name: "san still needs the ca", tls: ir.UpstreamTLS{SNI: "backend.test", CACertPEM: other.CertPEM, SubjectAltNames: []string{"backend.test"}},
 			wantErr: "certificate signed by unknown authority"},
 	}
 	for _, tc := range cases {
@@ -213,12 +129,12 @@ func TestUpstreamTLS(t *testing.T) {
 // once, naming the cluster, however many requests fail.
 func TestUpstreamTLSLogOnce(t *testing.T) {
 	checkLeaks(t)
-	ca, other := newTestCA(t, "backend CA"), newTestCA(t, "other CA")
-	srvCert, _, _ := ca.issue(t, "backend", []string{"backend.test"}, nil, false)
+	ca, other := testcert.NewCA(t, "backend CA"), testcert.NewCA(t, "other CA")
+	srvCert := ca.Server(t, "backend", "backend.test").TLS
 	addr := strings.TrimPrefix(newTLSBackend(t, srvCert, false, nil, whoami).URL, "https://")
 	var logs logBuffer
 	m := newManager(t, Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))},
-		tlsCluster("service/default/app/443", addr, ir.UpstreamHTTP1, &ir.UpstreamTLS{SNI: "backend.test", CACertPEM: other.pem}))
+		tlsCluster("service/default/app/443", addr, ir.UpstreamHTTP1, &ir.UpstreamTLS{SNI: "backend.test", CACertPEM: other.CertPEM}))
 	for range 5 {
 		if _, err := m.Cluster("service/default/app/443").RoundTrip(newReq(context.Background(), "GET", "/", nil)); !errors.Is(err, ErrConnect) {
 			t.Fatalf("error %v, want ErrConnect", err)
@@ -238,14 +154,14 @@ func TestUpstreamTLSLogOnce(t *testing.T) {
 // TestUpstreamTLSRotation: a new CA in a reload takes effect at once.
 func TestUpstreamTLSRotation(t *testing.T) {
 	checkLeaks(t)
-	ca, other := newTestCA(t, "backend CA"), newTestCA(t, "other CA")
-	srvCert, _, _ := ca.issue(t, "backend", []string{"backend.test"}, nil, false)
+	ca, other := testcert.NewCA(t, "backend CA"), testcert.NewCA(t, "other CA")
+	srvCert := ca.Server(t, "backend", "backend.test").TLS
 	addr := strings.TrimPrefix(newTLSBackend(t, srvCert, false, nil, whoami).URL, "https://")
-	m := newManager(t, Options{}, tlsCluster("c", addr, ir.UpstreamHTTP1, &ir.UpstreamTLS{SNI: "backend.test", CACertPEM: other.pem}))
+	m := newManager(t, Options{}, tlsCluster("c", addr, ir.UpstreamHTTP1, &ir.UpstreamTLS{SNI: "backend.test", CACertPEM: other.CertPEM}))
 	if _, err := m.Cluster("c").RoundTrip(newReq(context.Background(), "GET", "/", nil)); !errors.Is(err, ErrConnect) {
 		t.Fatalf("error %v, want ErrConnect", err)
 	}
-	m.Update([]*ir.Cluster{tlsCluster("c", addr, ir.UpstreamHTTP1, &ir.UpstreamTLS{SNI: "backend.test", CACertPEM: ca.pem})})
+	m.Update([]*ir.Cluster{tlsCluster("c", addr, ir.UpstreamHTTP1, &ir.UpstreamTLS{SNI: "backend.test", CACertPEM: ca.CertPEM})})
 	if got := do(t, m.Cluster("c"), "/"); !strings.HasPrefix(got, "HTTP/1.1 sni=backend.test") {
 		t.Fatalf("got %q", got)
 	}
@@ -262,15 +178,16 @@ func TestUpstreamTLSRotation(t *testing.T) {
 
 func TestUpstreamMutualTLS(t *testing.T) {
 	checkLeaks(t)
-	ca, clientCA := newTestCA(t, "backend CA"), newTestCA(t, "client CA")
-	srvCert, _, _ := ca.issue(t, "backend", []string{"backend.test"}, nil, false)
-	_, certPEM, keyPEM := clientCA.issue(t, "gateway", nil, nil, true)
+	ca, clientCA := testcert.NewCA(t, "backend CA"), testcert.NewCA(t, "client CA")
+	srvCert := ca.Server(t, "backend", "backend.test").TLS
+	gateway := clientCA.Client(t, "gateway")
+	certPEM, keyPEM := gateway.CertPEM, gateway.KeyPEM
 	addr := strings.TrimPrefix(newTLSBackend(t, srvCert, false, clientCA, whoami).URL, "https://")
 
-	withCert := &ir.UpstreamTLS{SNI: "backend.test", CACertPEM: ca.pem, ClientCertPEM: certPEM, ClientKeyPEM: keyPEM}
+	withCert := &ir.UpstreamTLS{SNI: "backend.test", CACertPEM: ca.CertPEM, ClientCertPEM: certPEM, ClientKeyPEM: keyPEM}
 	m := newManager(t, Options{}, tlsCluster("with", addr, ir.UpstreamHTTP1, withCert),
-		tlsCluster("without", addr, ir.UpstreamHTTP1, &ir.UpstreamTLS{SNI: "backend.test", CACertPEM: ca.pem}),
-		tlsCluster("badkey", addr, ir.UpstreamHTTP1, &ir.UpstreamTLS{SNI: "backend.test", CACertPEM: ca.pem, ClientCertPEM: certPEM, ClientKeyPEM: []byte("junk")}))
+		tlsCluster("without", addr, ir.UpstreamHTTP1, &ir.UpstreamTLS{SNI: "backend.test", CACertPEM: ca.CertPEM}),
+		tlsCluster("badkey", addr, ir.UpstreamHTTP1, &ir.UpstreamTLS{SNI: "backend.test", CACertPEM: ca.CertPEM, ClientCertPEM: certPEM, ClientKeyPEM: []byte("junk")}))
 	if got := do(t, m.Cluster("with"), "/"); !strings.HasSuffix(got, "client=gateway") {
 		t.Fatalf("backend saw %q, want client=gateway", got)
 	}
@@ -294,8 +211,8 @@ func TestUpstreamMutualTLS(t *testing.T) {
 // (ALPN h2), as a GRPCRoute to an HTTPS backend needs.
 func TestUpstreamH2TLS(t *testing.T) {
 	checkLeaks(t)
-	ca := newTestCA(t, "backend CA")
-	srvCert, _, _ := ca.issue(t, "backend", []string{"backend.test"}, nil, false)
+	ca := testcert.NewCA(t, "backend CA")
+	srvCert := ca.Server(t, "backend", "backend.test").TLS
 	addr := strings.TrimPrefix(newTLSBackend(t, srvCert, true, nil, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Trailer", "Grpc-Status")
 		b, _ := io.ReadAll(r.Body)
@@ -303,7 +220,7 @@ func TestUpstreamH2TLS(t *testing.T) {
 		io.WriteString(w, " body="+string(b))
 		w.Header().Set("Grpc-Status", "0")
 	})).URL, "https://")
-	m := newManager(t, Options{}, tlsCluster("c", addr, ir.UpstreamH2C, &ir.UpstreamTLS{SNI: "backend.test", CACertPEM: ca.pem}))
+	m := newManager(t, Options{}, tlsCluster("c", addr, ir.UpstreamH2C, &ir.UpstreamTLS{SNI: "backend.test", CACertPEM: ca.CertPEM}))
 	for i := range 3 {
 		resp, err := m.Cluster("c").RoundTrip(newReq(context.Background(), "POST", "/svc/Method", strings.NewReader("hello")))
 		if err != nil {
@@ -319,8 +236,8 @@ func TestUpstreamH2TLS(t *testing.T) {
 		}
 	}
 	// A wrong CA fails as a connect failure over h2 too.
-	other := newTestCA(t, "other CA")
-	m.Update([]*ir.Cluster{tlsCluster("c", addr, ir.UpstreamH2C, &ir.UpstreamTLS{SNI: "backend.test", CACertPEM: other.pem})})
+	other := testcert.NewCA(t, "other CA")
+	m.Update([]*ir.Cluster{tlsCluster("c", addr, ir.UpstreamH2C, &ir.UpstreamTLS{SNI: "backend.test", CACertPEM: other.CertPEM})})
 	if _, err := m.Cluster("c").RoundTrip(newReq(context.Background(), "GET", "/", nil)); !errors.Is(err, ErrConnect) {
 		t.Fatalf("error %v, want ErrConnect", err)
 	}

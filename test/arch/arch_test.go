@@ -67,6 +67,11 @@ func TestImportRules(t *testing.T) {
 				}
 			}
 		}
+		for _, imp := range p.Imports { // p.Imports leaves out _test.go files
+			if imp == mod+"test/testcert" {
+				t.Errorf("%s imports test/testcert: only tests may", rel)
+			}
+		}
 		for _, dp := range dataPlane {
 			if rel != dp && !strings.HasPrefix(rel, dp+"/") {
 				continue

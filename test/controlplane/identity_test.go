@@ -3,20 +3,13 @@ package controlplane
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/json"
-	"encoding/pem"
 	"fmt"
-	"math/big"
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -29,66 +22,39 @@ import (
 
 	pb "causeway.dev/causeway/api/push/v1alpha1"
 	"causeway.dev/causeway/internal/status"
+	"causeway.dev/causeway/test/testcert"
 )
 
 // pki is a CA that issues certificates into files.
 type pki struct {
+	ca   *testcert.CA
 	t    *testing.T
 	dir  string
-	cert *x509.Certificate
-	key  *ecdsa.PrivateKey
 	file string // the CA certificate, PEM
 }
 
 func newPKI(t *testing.T, dir, name string) *pki {
 	t.Helper()
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: name},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, _ := x509.ParseCertificate(der)
-	p := &pki{t: t, dir: dir, cert: cert, key: key, file: filepath.Join(dir, name+"-ca.pem")}
-	if err := os.WriteFile(p.file, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
+	p := &pki{ca: testcert.NewCA(t, name), t: t, dir: dir, file: filepath.Join(dir, name+"-ca.pem")}
+	if err := os.WriteFile(p.file, p.ca.CertPEM, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	return p
 }
 
-// issue makes a leaf certificate with the given SANs ("spiffe://..." URIs,
-// else DNS names) and returns its PEM certificate and key and their files.
+// issue makes a leaf certificate with the given SANs (URIs, else DNS
+// names) and returns its PEM certificate and key and their files.
 func (p *pki) issue(name string, usage x509.ExtKeyUsage, sans ...string) (certPEM, keyPEM []byte, certFile, keyFile string) {
 	p.t.Helper()
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	serial, _ := rand.Int(rand.Reader, big.NewInt(1<<62))
-	tmpl := &x509.Certificate{SerialNumber: serial, Subject: pkix.Name{CommonName: name},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{usage}}
-	for _, s := range sans {
-		if u, err := url.Parse(s); err == nil && u.Scheme == "spiffe" {
-			tmpl.URIs = append(tmpl.URIs, u)
-		} else {
-			tmpl.DNSNames = append(tmpl.DNSNames, s)
-		}
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, p.cert, &key.PublicKey, p.key)
-	if err != nil {
-		p.t.Fatal(err)
-	}
-	kd, _ := x509.MarshalPKCS8PrivateKey(key)
-	certPEM = pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
-	keyPEM = pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kd})
+	c := p.ca.Issue(p.t, testcert.Options{CommonName: name, SANs: sans, Usage: []x509.ExtKeyUsage{usage}})
 	certFile, keyFile = filepath.Join(p.dir, name+".pem"), filepath.Join(p.dir, name+"-key.pem")
-	if err := os.WriteFile(certFile, certPEM, 0o644); err != nil {
+	if err := os.WriteFile(certFile, c.CertPEM, 0o644); err != nil {
 		p.t.Fatal(err)
 	}
-	if err := os.WriteFile(keyFile, keyPEM, 0o600); err != nil {
+	if err := os.WriteFile(keyFile, c.KeyPEM, 0o600); err != nil {
 		p.t.Fatal(err)
 	}
-	return certPEM, keyPEM, certFile, keyFile
+	return c.CertPEM, c.KeyPEM, certFile, keyFile
 }
 
 func tlsSecretYAML(name string, cert, key []byte) string {

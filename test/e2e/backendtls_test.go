@@ -9,17 +9,15 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+
+	"causeway.dev/causeway/test/testcert"
 )
 
 // tlsBackend serves over TLS with the given certificate on loopback and
 // answers with the SNI it was reached with.
-func tlsBackend(t *testing.T, certPEM, keyPEM []byte) string {
+func tlsBackend(t *testing.T, cert tls.Certificate) string {
 	t.Helper()
-	pair, err := tls.X509KeyPair(certPEM, keyPEM)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{pair}})
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{cert}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -60,11 +58,11 @@ endpoints: [{addresses: [%[2]s]}]
 // gets 503 (UF) and one clear log line naming the cluster and the reason,
 // however many requests fail.
 func TestBackendTLSPolicy(t *testing.T) {
-	certPEM, keyPEM := selfSigned(t, "backend.internal")
-	addr := tlsBackend(t, certPEM, keyPEM)
+	be := testcert.SelfSigned(t, "backend.internal")
+	addr := tlsBackend(t, be.TLS)
 	port := freePort(t)
 	dir := t.TempDir()
-	ca := strings.ReplaceAll(strings.TrimSpace(string(certPEM)), "\n", "\n    ")
+	ca := strings.ReplaceAll(strings.TrimSpace(string(be.CertPEM)), "\n", "\n    ")
 	writeFile(t, dir, "all.yaml", gatewayYAML(port)+"---\n"+serviceYAML("good", addr)+"---\n"+serviceYAML("badsan", addr)+`---
 apiVersion: v1
 kind: ConfigMap

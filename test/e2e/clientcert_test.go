@@ -1,17 +1,11 @@
 package e2e
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/sha256"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
-	"math/big"
 	"net/http"
 	"net/url"
 	"os"
@@ -20,69 +14,10 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"causeway.dev/causeway/test/testbin"
+	"causeway.dev/causeway/test/testcert"
 )
-
-// pki is a certificate authority of the test, or a certificate it issued.
-type pki struct {
-	cert *x509.Certificate
-	key  *ecdsa.PrivateKey
-	pem  []byte // certificate
-	kpem []byte // private key
-}
-
-// issue makes a certificate for cn signed by parent (self-signed when
-// parent is nil); a CA when isCA.
-func issue(t testing.TB, parent *pki, cn string, isCA bool, dns []string, uris ...string) *pki {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	serial, _ := rand.Int(rand.Reader, big.NewInt(1<<62))
-	tmpl := &x509.Certificate{
-		SerialNumber: serial,
-		Subject:      pkix.Name{CommonName: cn},
-		DNSNames:     dns,
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth, x509.ExtKeyUsageServerAuth},
-	}
-	for _, u := range uris {
-		pu, err := url.Parse(u)
-		if err != nil {
-			t.Fatal(err)
-		}
-		tmpl.URIs = append(tmpl.URIs, pu)
-	}
-	if isCA {
-		tmpl.IsCA, tmpl.BasicConstraintsValid = true, true
-		tmpl.KeyUsage |= x509.KeyUsageCertSign
-		tmpl.ExtKeyUsage = nil
-	}
-	signer, signerKey := tmpl, key
-	if parent != nil {
-		signer, signerKey = parent.cert, parent.key
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, signer, &key.PublicKey, signerKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kder, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &pki{cert: cert, key: key,
-		pem:  pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
-		kpem: pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder})}
-}
 
 // indent puts PEM text under a YAML block scalar.
 func indent(p []byte) string {
@@ -110,12 +45,12 @@ func TestClientCertificates(t *testing.T) {
 		_ = json.NewEncoder(w).Encode(map[string]any{"backend": "mtls", "path": r.URL.Path, "headers": r.Header})
 	})
 
-	clientCA := issue(t, nil, "Client CA", true, nil)
-	otherCA := issue(t, nil, "Other CA", true, nil)
-	serverCA := issue(t, nil, "Server CA", true, nil)
-	server := issue(t, serverCA, "mtls.example.com", false, []string{"mtls.example.com"})
-	client := issue(t, clientCA, "client", false, []string{"client.example"}, "spiffe://example.org/ns/default/sa/client")
-	stranger := issue(t, otherCA, "client", false, []string{"client.example"}, "spiffe://example.org/ns/default/sa/client")
+	clientCA := testcert.NewCA(t, "Client CA")
+	otherCA := testcert.NewCA(t, "Other CA")
+	serverCA := testcert.NewCA(t, "Server CA")
+	server := serverCA.Server(t, "mtls.example.com", "mtls.example.com")
+	client := clientCA.Client(t, "client", "client.example", "spiffe://example.org/ns/default/sa/client")
+	stranger := otherCA.Client(t, "client", "client.example", "spiffe://example.org/ns/default/sa/client")
 
 	files := t.TempDir()
 	write := func(name string, b []byte) string {
@@ -125,9 +60,9 @@ func TestClientCertificates(t *testing.T) {
 		}
 		return p
 	}
-	serverCAFile := write("server-ca.pem", serverCA.pem)
-	clientCrt, clientKey := write("client.crt", client.pem), write("client.key", client.kpem)
-	strangerCrt, strangerKey := write("stranger.crt", stranger.pem), write("stranger.key", stranger.kpem)
+	serverCAFile := write("server-ca.pem", serverCA.CertPEM)
+	clientCrt, clientKey := write("client.crt", client.CertPEM), write("client.key", client.KeyPEM)
+	strangerCrt, strangerKey := write("stranger.crt", stranger.CertPEM), write("stranger.key", stranger.KeyPEM)
 
 	setPort, fwdPort, offPort := freePort(t), freePort(t), freePort(t)
 	dir := t.TempDir()
@@ -176,7 +111,7 @@ spec:
   parentRefs: [{name: gw}]
   rules: [{backendRefs: [{group: causeway.dev, kind: Backend, name: app}]}]
 ---
-`, setPort, fwdPort, offPort, indent(clientCA.pem))+backendYAML("app", be)+"---\n"+secretYAML("server", server.pem, server.kpem))
+`, setPort, fwdPort, offPort, indent(clientCA.CertPEM))+backendYAML("app", be)+"---\n"+secretYAML("server", server.CertPEM, server.KeyPEM))
 	g := startGateway(t, dir, "--access-log", "off")
 	g.wantNoProblems()
 
@@ -196,7 +131,7 @@ spec:
 		b, _ := os.ReadFile(out)
 		return string(o), string(b), se.String(), err
 	}
-	sum := sha256.Sum256(client.cert.Raw)
+	sum := sha256.Sum256(client.Leaf.Raw)
 	base := "Hash=" + hex.EncodeToString(sum[:])
 	tail := `;Subject="CN=client";URI=spiffe://example.org/ns/default/sa/client;DNS=client.example`
 
@@ -226,7 +161,7 @@ spec:
 		if err != nil {
 			t.Fatalf("Cert is not URL-encoded: %v", err)
 		}
-		if blk, _ := pem.Decode([]byte(p)); blk == nil || string(blk.Bytes) != string(client.cert.Raw) {
+		if blk, _ := pem.Decode([]byte(p)); blk == nil || string(blk.Bytes) != string(client.Leaf.Raw) {
 			t.Fatalf("Cert does not decode to the client's certificate: %q", p)
 		}
 		if !strings.Contains(v, `;Chain="`) {

@@ -12,6 +12,7 @@ import (
 	"github.com/quic-go/quic-go/http3"
 
 	"causeway.dev/causeway/test/testbin"
+	"causeway.dev/causeway/test/testcert"
 )
 
 // TestHTTP3: a ClientTrafficPolicy switches HTTP/3 on for an HTTPS
@@ -20,7 +21,7 @@ import (
 // advertise the service with Alt-Svc.
 func TestHTTP3(t *testing.T) {
 	be := backend(t, "h3", nil)
-	certPEM, keyPEM := selfSigned(t, "h3.example.com")
+	cert := testcert.SelfSigned(t, "h3.example.com")
 	port := freePort(t)
 	dir := t.TempDir()
 	writeFile(t, dir, "all.yaml", testbin.GatewayYAML("gw")+fmt.Sprintf(`  listeners:
@@ -40,10 +41,10 @@ spec:
   parentRefs: [{name: gw}]
   rules: [{backendRefs: [{group: causeway.dev, kind: Backend, name: app}]}]
 ---
-`, port)+backendYAML("app", be)+"---\n"+secretYAML("cert", certPEM, keyPEM))
+`, port)+backendYAML("app", be)+"---\n"+secretYAML("cert", cert.CertPEM, cert.KeyPEM))
 	g := startGateway(t, dir, "--access-log", "stdout")
 	g.wantNoProblems()
-	tlsConf := &tls.Config{RootCAs: certPool(certPEM), ServerName: "h3.example.com"}
+	tlsConf := &tls.Config{RootCAs: certPool(cert.CertPEM), ServerName: "h3.example.com"}
 	url := fmt.Sprintf("https://127.0.0.1:%d", port)
 
 	t.Run("Alt-Svc on TCP", func(t *testing.T) {

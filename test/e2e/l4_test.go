@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"causeway.dev/causeway/test/testbin"
+	"causeway.dev/causeway/test/testcert"
 )
 
 // TestL4 drives TLS passthrough (the client sees the backend's own
@@ -34,7 +35,7 @@ func TestL4(t *testing.T) {
 	tlsAddr, beCert := serveTLS(t, "db.example.com", acceptEcho)
 	plainAddr := serveTCP(t, acceptEcho)
 
-	gwCert, gwKey := selfSigned(t, "term.example.com")
+	gw := testcert.SelfSigned(t, "term.example.com")
 	passPort, termPort, tcpPort := freePort(t), freePort(t), freePort(t)
 	dir := t.TempDir()
 	writeFile(t, dir, "all.yaml", testbin.GatewayClassYAML+"---\n"+fmt.Sprintf(`apiVersion: gateway.networking.k8s.io/v1
@@ -72,7 +73,7 @@ spec:
 ---
 `, passPort, termPort, tcpPort)+backendYAML("tls-echo", tlsAddr)+"---\n"+
 		backendYAML("plain-echo", plainAddr)+"---\n"+
-		backendYAML("redis", fmt.Sprintf("127.0.0.1:%d", redisPort))+"---\n"+secretYAML("gw-cert", gwCert, gwKey))
+		backendYAML("redis", fmt.Sprintf("127.0.0.1:%d", redisPort))+"---\n"+secretYAML("gw-cert", gw.CertPEM, gw.KeyPEM))
 	g := startGateway(t, dir, "--access-log", "off")
 	if p := g.get("/status?problems=1"); strings.TrimSpace(p) != "" {
 		t.Logf("status problems:\n%s", p)
@@ -97,7 +98,7 @@ spec:
 		}
 	})
 	t.Run("terminate then plaintext", func(t *testing.T) {
-		c, err := tls.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", termPort), &tls.Config{ServerName: "term.example.com", RootCAs: certPool(gwCert)})
+		c, err := tls.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", termPort), &tls.Config{ServerName: "term.example.com", RootCAs: certPool(gw.CertPEM)})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -143,14 +144,10 @@ func serveTCP(t testing.TB, serve func(net.Listener)) string {
 // host, which it returns (PEM).
 func serveTLS(t testing.TB, host string, serve func(net.Listener)) (addr string, certPEM []byte) {
 	t.Helper()
-	certPEM, keyPEM := selfSigned(t, host)
-	pair, err := tls.X509KeyPair(certPEM, keyPEM)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := testcert.SelfSigned(t, host)
 	return serveTCP(t, func(ln net.Listener) {
-		serve(tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{pair}}))
-	}), certPEM
+		serve(tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{c.TLS}}))
+	}), c.CertPEM
 }
 
 // acceptEcho echoes what each connection of ln reads.

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"causeway.dev/causeway/test/testbin"
+	"causeway.dev/causeway/test/testcert"
 )
 
 // TestMisdirectedRequests: the Gateway and routes of the Gateway API
@@ -25,10 +26,10 @@ func TestMisdirectedRequests(t *testing.T) {
 		t.Fatal("curl is not installed (apt-get install curl)")
 	}
 	names := []string{"example.org", "second-example.org", "unknown-example.org", "*.wildcard.org"}
-	ca := issue(t, nil, "Misdirected CA", true, nil)
-	server := issue(t, ca, "example.org", false, names)
+	ca := testcert.NewCA(t, "Misdirected CA")
+	server := ca.Server(t, "example.org", names...)
 	caFile := filepath.Join(t.TempDir(), "ca.pem")
-	if err := os.WriteFile(caFile, ca.pem, 0o600); err != nil {
+	if err := os.WriteFile(caFile, ca.CertPEM, 0o600); err != nil {
 		t.Fatal(err)
 	}
 
@@ -61,7 +62,7 @@ spec:
 	for _, b := range []string{"v1", "v2", "v3", "v4"} {
 		cfg += "---\n" + backendYAML(b, backend(t, b, nil))
 	}
-	cfg += "---\n" + secretYAML("server", server.pem, server.kpem)
+	cfg += "---\n" + secretYAML("server", server.CertPEM, server.KeyPEM)
 	writeFile(t, dir, "all.yaml", cfg)
 	g := startGateway(t, dir)
 	g.wantNoProblems()

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"causeway.dev/causeway/test/testbin"
+	"causeway.dev/causeway/test/testcert"
 )
 
 // TestTLSMixed: TLS listeners in modes Terminate and Passthrough on one
@@ -26,8 +27,7 @@ func TestTLSMixed(t *testing.T) {
 	// reply proves it received plaintext, not TLS records.
 	plainAddr := serveTCP(t, acceptLines)
 
-	termCert, termKey := selfSigned(t, "tls.example.com")
-	otherCert, otherKey := selfSigned(t, "*.other.test")
+	termCert, otherCert := testcert.SelfSigned(t, "tls.example.com"), testcert.SelfSigned(t, "*.other.test")
 	port, tcpPort := freePort(t), freePort(t)
 	dir := t.TempDir()
 	writeFile(t, dir, "all.yaml", testbin.GatewayClassYAML+"---\n"+fmt.Sprintf(`apiVersion: gateway.networking.k8s.io/v1
@@ -82,7 +82,7 @@ spec:
 ---
 `, port, tcpPort)+backendYAML("tls-echo", tlsAddr)+"---\n"+
 		backendYAML("plain", plainAddr)+"---\n"+
-		secretYAML("term-cert", termCert, termKey)+"---\n"+secretYAML("other-cert", otherCert, otherKey))
+		secretYAML("term-cert", termCert.CertPEM, termCert.KeyPEM)+"---\n"+secretYAML("other-cert", otherCert.CertPEM, otherCert.KeyPEM))
 	g := startGateway(t, dir, "--access-log", "off")
 	if p := strings.TrimSpace(g.get("/status?problems=1")); p != "" && p != "[]" && p != "{}" {
 		t.Fatalf("status problems:\n%s", p)
@@ -95,7 +95,7 @@ spec:
 	} {
 		t.Run("terminate "+tc.sni, func(t *testing.T) {
 			// Only the gateway's certificates are trusted, not the backend's.
-			c, err := tls.Dial("tcp", addr, &tls.Config{ServerName: tc.sni, RootCAs: certPool(termCert, otherCert)})
+			c, err := tls.Dial("tcp", addr, &tls.Config{ServerName: tc.sni, RootCAs: certPool(termCert.CertPEM, otherCert.CertPEM)})
 			if err != nil {
 				t.Fatalf("handshake with the gateway: %v", err)
 			}
@@ -114,7 +114,7 @@ spec:
 		})
 	}
 	t.Run("TCPRoute behind a terminating TLS listener", func(t *testing.T) {
-		c, err := tls.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", tcpPort), &tls.Config{ServerName: "db.other.test", RootCAs: certPool(otherCert)})
+		c, err := tls.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", tcpPort), &tls.Config{ServerName: "db.other.test", RootCAs: certPool(otherCert.CertPEM)})
 		if err != nil {
 			t.Fatalf("handshake with the gateway: %v", err)
 		}

@@ -2,16 +2,10 @@ package e2e
 
 import (
 	"bufio"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/base64"
-	"encoding/pem"
 	"fmt"
 	"io"
-	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -25,35 +19,8 @@ import (
 	"golang.org/x/net/websocket"
 
 	"causeway.dev/causeway/test/testbin"
+	"causeway.dev/causeway/test/testcert"
 )
-
-// selfSigned returns a PEM certificate and key for names.
-func selfSigned(t testing.TB, names ...string) (certPEM, keyPEM []byte) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(time.Now().UnixNano()),
-		Subject:      pkix.Name{CommonName: names[0]},
-		DNSNames:     names,
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kder, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
-		pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder})
-}
 
 // certPool returns a pool of the PEM certificates pems.
 func certPool(pems ...[]byte) *x509.CertPool {
@@ -94,12 +61,11 @@ func TestProtocols(t *testing.T) {
 	t.Cleanup(func() { h2cSrv.Close() })
 	h2cPort := h2cLn.Addr().(*net.TCPAddr).Port
 
-	certA, keyA := selfSigned(t, "a.example.com")
-	certB, keyB := selfSigned(t, "b.example.com")
+	certA, certB := testcert.SelfSigned(t, "a.example.com"), testcert.SelfSigned(t, "b.example.com")
 	httpPort, httpsPort := freePort(t), freePort(t)
 	dir := t.TempDir()
 	caFile := filepath.Join(t.TempDir(), "b.pem")
-	os.WriteFile(caFile, certB, 0o644)
+	os.WriteFile(caFile, certB.CertPEM, 0o644)
 	writeFile(t, dir, "all.yaml", testbin.GatewayYAML("gw")+fmt.Sprintf(`  listeners:
   - {name: http, protocol: HTTP, port: %d}
   - name: a
@@ -136,7 +102,7 @@ spec:
     backendRefs: [{name: grpcish, port: 80}]
   - backendRefs: [{group: causeway.dev, kind: Backend, name: plain}]
 ---
-`, httpPort, httpsPort, httpsPort, h2cPort, h2cPort)+secretYAML("cert-a", certA, keyA)+"---\n"+secretYAML("cert-b", certB, keyB)+"---\n"+backendYAML("plain", plain))
+`, httpPort, httpsPort, httpsPort, h2cPort, h2cPort)+secretYAML("cert-a", certA.CertPEM, certA.KeyPEM)+"---\n"+secretYAML("cert-b", certB.CertPEM, certB.KeyPEM)+"---\n"+backendYAML("plain", plain))
 	startGateway(t, dir, "--access-log", "off")
 
 	curl := func(args ...string) string {
