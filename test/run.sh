@@ -38,6 +38,9 @@ echo "== staticcheck"
 "$GOBIN/staticcheck" -tags kubeapi ./internal/... ./test/...
 echo "== go test"
 go test -count=1 -timeout 30m "$@" ./...
+echo "== go test -race (the concurrent data-plane and control-plane packages)"
+go test -race -count=1 -timeout 20m "$@" ./internal/proxy/ ./internal/upstream/ ./internal/l4/ ./internal/h1/ \
+  ./internal/push/... ./internal/agent/ ./internal/provider/... ./internal/gateway/ ./internal/telemetry/
 
 if [ "${CAUSEWAY_SKIP_K8S:-0}" = 1 ]; then
   echo "== Kubernetes: left out (CAUSEWAY_SKIP_K8S=1)"
