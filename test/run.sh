@@ -49,4 +49,4 @@ fi
 echo "== Gateway API conformance (test/conformance/run.sh)"
 test/conformance/run.sh
 echo "== go test -tags kubeapi (own kube-apiserver per test)"
-KUBE_ASSETS=/tmp/k8sbed/bin go test -count=1 -timeout 20m -tags kubeapi ./internal/provider/kube/ ./internal/provision/ ./test/controlplane/ "$@"
+KUBE_ASSETS="${BED:-/tmp/k8sbed}/bin" go test -count=1 -timeout 20m -tags kubeapi ./internal/provider/kube/ ./internal/provision/ ./test/controlplane/ "$@"
