@@ -218,6 +218,10 @@ type Route struct {
 	// "HTTPRoute/default/app spec.rules[0].matches[1]".
 	Origin string `json:"origin"`
 	Match  Match  `json:"match"`
+	// Gateways ("namespace/name"), on a socket several Gateways share: the
+	// Gateways whose listeners placed this route; empty otherwise. A
+	// control plane sends a proxy only its Gateways' routes.
+	Gateways []string `json:"gateways,omitempty"`
 
 	// Filters of the rule, applied in this order: request header
 	// modification, URL rewrite, mirrors; a redirect answers directly.

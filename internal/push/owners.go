@@ -1,6 +1,7 @@
 package push
 
 import (
+	"causeway.dev/causeway/internal/ir"
 	"slices"
 
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
@@ -73,37 +74,58 @@ func secretGranted(grants []*gwv1.ReferenceGrant, from, to, name string) bool {
 	return false
 }
 
-// forGroup is the listener as the proxies serving gateways receive it:
-// whole when they serve every Gateway of the socket (or it has no
-// certificates), else re-encoded with only the certificates one of their
-// Gateways owns. nil when that encoding fails, leaving the listener out.
-// Called with Server.mu held (it fills the variants cache).
-func (l *listenerRes) forGroup(gateways []string) *pb.Resource {
+// forGroup is the listener as the proxies serving gateways receive it,
+// with the clusters it references: whole when they serve every Gateway of
+// the socket, else re-encoded with only their Gateways' routes (HTTP
+// routes carry ir.Route.Gateways on a shared socket) and the certificates
+// one of their Gateways owns. nil when that encoding fails, leaving the
+// listener out. Called with Server.mu held (it fills the variants cache).
+func (l *listenerRes) forGroup(gateways []string) (*pb.Resource, []string) {
 	if l.ir == nil || subset(l.gateways, gateways) {
-		return l.res
+		return l.res, l.clusters
 	}
 	k := groupKey(gateways)
-	if r, ok := l.variants[k]; ok {
-		return r
-	}
-	t := *l.ir.TLS
-	t.Certificates = nil
-	for i, c := range l.ir.TLS.Certificates {
-		if c != nil && intersects(l.owners[i], gateways) {
-			t.Certificates = append(t.Certificates, c)
-		}
+	if v, ok := l.variants[k]; ok {
+		return v.res, v.clusters
 	}
 	lc := *l.ir
-	lc.TLS = &t
+	if l.ir.TLS != nil {
+		t := *l.ir.TLS
+		t.Certificates = nil
+		for i, c := range l.ir.TLS.Certificates {
+			if c != nil && i < len(l.owners) && intersects(l.owners[i], gateways) {
+				t.Certificates = append(t.Certificates, c)
+			}
+		}
+		lc.TLS = &t
+	}
+	lc.VirtualHosts = nil
+	for _, vh := range l.ir.VirtualHosts {
+		if vh == nil {
+			continue
+		}
+		cp := *vh
+		cp.Routes = []*ir.Route{}
+		for _, r := range vh.Routes {
+			if r != nil && intersects(r.Gateways, gateways) {
+				cp.Routes = append(cp.Routes, r)
+			}
+		}
+		// A host without routes stays for its own Gateway (it answers 404).
+		if len(cp.Routes) > 0 || (len(vh.Routes) == 0 && slices.Contains(gateways, vh.Gateway)) {
+			lc.VirtualHosts = append(lc.VirtualHosts, &cp)
+		}
+	}
 	r, err := EncodeListener(&lc)
 	if err != nil {
 		r = nil
 	}
 	if l.variants == nil {
-		l.variants = map[string]*pb.Resource{}
+		l.variants = map[string]variant{}
 	}
-	l.variants[k] = r
-	return r
+	v := variant{res: r, clusters: referenced(&lc)}
+	l.variants[k] = v
+	return v.res, v.clusters
 }
 
 // subset reports whether every element of a is in b.

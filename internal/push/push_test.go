@@ -491,3 +491,51 @@ func TestCAServesVerifiableCertificates(t *testing.T) {
 		t.Fatal("a certificate of another CA verified")
 	}
 }
+
+// On a socket two Gateways share, the proxies of one receive only its
+// routes and the clusters those reference: neither the other Gateway's
+// routes nor its backends' addresses.
+func TestSharedListenerSendsOnlyOwnRoutes(t *testing.T) {
+	route := func(name, cluster string, gws ...string) *ir.Route {
+		return &ir.Route{Name: name, Gateways: gws, Backends: []*ir.Backend{{Name: cluster, Cluster: cluster, Weight: 1}}}
+	}
+	cfg := &ir.Config{Version: "v1",
+		Listeners: []*ir.Listener{{Name: "0.0.0.0:80", Port: 80, Protocol: ir.ProtocolHTTP, Gateways: []string{"ns/a", "ns/b"},
+			VirtualHosts: []*ir.VirtualHost{
+				{Domain: "a.example", Gateway: "ns/a", Routes: []*ir.Route{route("ra", "ca", "ns/a")}},
+				{Domain: "b.example", Gateway: "ns/b", Routes: []*ir.Route{route("rb", "cb", "ns/b")}},
+				{Domain: "*", Gateway: "ns/a", Routes: []*ir.Route{route("both", "cboth", "ns/a", "ns/b"), route("rb2", "cb2", "ns/b")}},
+			}}},
+		Clusters: []*ir.Cluster{{Name: "ca"}, {Name: "cb"}, {Name: "cboth"}, {Name: "cb2"}},
+	}
+	snap, err := newSnapshot(cfg, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := snap.filter([]string{"ns/a"}, nil)
+	var names []string
+	for n := range v.res {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	if want := []string{"cluster/ca", "cluster/cboth", "listener/0.0.0.0:80"}; !slices.Equal(names, want) {
+		t.Fatalf("view of ns/a = %v, want %v", names, want)
+	}
+	l, err := DecodeListener(v.res["listener/0.0.0.0:80"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, vh := range l.VirtualHosts {
+		for _, r := range vh.Routes {
+			got = append(got, vh.Domain+"/"+r.Name)
+		}
+	}
+	if want := []string{"a.example/ra", "*/both"}; !slices.Equal(got, want) {
+		t.Errorf("routes sent to ns/a's proxies = %v, want %v", got, want)
+	}
+	// Both Gateways' proxies get the listener whole.
+	if all := snap.filter([]string{"ns/a", "ns/b"}, nil); len(all.res) != 5 {
+		t.Errorf("view of both has %d resources, want 5", len(all.res))
+	}
+}

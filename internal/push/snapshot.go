@@ -28,7 +28,14 @@ type listenerRes struct {
 	// the resources cut for the groups that serve only some of them.
 	ir       *ir.Listener
 	owners   [][]string
-	variants map[string]*pb.Resource // by groupKey; guarded by Server.mu
+	variants map[string]variant // by groupKey; guarded by Server.mu
+}
+
+// variant is a shared listener cut for the proxies of some of its
+// Gateways, with the clusters its remaining routes reference.
+type variant struct {
+	res      *pb.Resource
+	clusters []string
 }
 
 // newSnapshot encodes cfg. Resources whose version is unchanged since prev
@@ -54,8 +61,10 @@ func newSnapshot(cfg *ir.Config, prev *snapshot, owners Owners) (*snapshot, erro
 			r = o
 		}
 		lr := &listenerRes{res: r, gateways: l.Gateways, clusters: referenced(l)}
-		if len(l.Gateways) > 1 && l.TLS != nil && len(l.TLS.Certificates) > 0 {
+		if len(l.Gateways) > 1 {
 			lr.ir = l
+		}
+		if len(l.Gateways) > 1 && l.TLS != nil && len(l.TLS.Certificates) > 0 {
 			for _, c := range l.TLS.Certificates {
 				var o []string
 				if c != nil {
@@ -154,12 +163,12 @@ func (s *snapshot) filter(gateways []string, prev *view) *view {
 		if !intersects(l.gateways, gateways) {
 			continue
 		}
-		r := l.forGroup(gateways)
+		r, clusters := l.forGroup(gateways)
 		if r == nil {
 			continue
 		}
 		v.res[r.Name] = r
-		for _, c := range l.clusters {
+		for _, c := range clusters {
 			if r := s.clusters[c]; r != nil {
 				v.res[r.Name] = r
 			}

@@ -1,6 +1,7 @@
 package translate
 
 import (
+	"slices"
 	"sort"
 
 	"causeway.dev/causeway/internal/ir"
@@ -145,6 +146,8 @@ func certificates(s *socket) []*ir.Certificate {
 // host of their own (possibly empty, so 404) whenever a less specific one
 // would otherwise catch their names.
 func (t *translator) virtualHosts(s *socket) []*ir.VirtualHost {
+	// Routes on a socket several Gateways share say whose they are.
+	shared := len(s.l.Gateways) > 1
 	lhosts := map[string]int{} // listener domain → first Gateway order
 	for _, l := range s.listeners {
 		d := listenerDomain(l.hostname)
@@ -195,15 +198,21 @@ func (t *translator) virtualHosts(s *socket) []*ir.VirtualHost {
 		sort.SliceStable(es, func(i, j int) bool { return entryLess(es[i], es[j]) })
 		vh := &ir.VirtualHost{Domain: d, Routes: []*ir.Route{}}
 		gw := es[0].gwOrder
-		seen := map[string]bool{}
+		seen := map[string]*ir.Route{}
 		for _, e := range es {
-			if seen[e.route.Name] {
-				continue // attached twice to this socket, same route
-			}
-			seen[e.route.Name] = true
-			r := *e.route
-			vh.Routes = append(vh.Routes, &r)
 			gw = min(gw, e.gwOrder)
+			if r := seen[e.route.Name]; r != nil { // attached twice to this socket, same route
+				if shared {
+					r.Gateways = addGateway(r.Gateways, t.gwOrder[e.gwOrder].key.String())
+				}
+				continue
+			}
+			r := *e.route
+			if shared {
+				r.Gateways = []string{t.gwOrder[e.gwOrder].key.String()}
+			}
+			seen[e.route.Name] = &r
+			vh.Routes = append(vh.Routes, &r)
 		}
 		vh.Gateway = t.gwOrder[gw].key.String()
 		out = append(out, vh)
@@ -218,4 +227,13 @@ func (t *translator) virtualHosts(s *socket) []*ir.VirtualHost {
 	}
 	sort.SliceStable(out, func(i, j int) bool { return domainLess(out[i].Domain, out[j].Domain) })
 	return out
+}
+
+// addGateway adds gw to the sorted list gws.
+func addGateway(gws []string, gw string) []string {
+	i, found := slices.BinarySearch(gws, gw)
+	if found {
+		return gws
+	}
+	return slices.Insert(gws, i, gw)
 }
