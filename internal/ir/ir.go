@@ -132,6 +132,9 @@ type L4Route struct {
 	// Name: "tcproute/NS/NAME/rule/R", "tlsroute/...", "udproute/...".
 	Name   string `json:"name"`
 	Origin string `json:"origin"`
+	// Gateways, on a socket several Gateways share: those whose listeners
+	// placed this route (as Route.Gateways); empty otherwise.
+	Gateways []string `json:"gateways,omitempty"`
 	// Hostnames (TLS only): SNI patterns, exact or wildcard, in the order
 	// they are tried; empty matches any SNI.
 	Hostnames []string `json:"hostnames,omitempty"`

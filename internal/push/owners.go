@@ -76,8 +76,8 @@ func secretGranted(grants []*gwv1.ReferenceGrant, from, to, name string) bool {
 
 // forGroup is the listener as the proxies serving gateways receive it,
 // with the clusters it references: whole when they serve every Gateway of
-// the socket, else re-encoded with only their Gateways' routes (HTTP
-// routes carry ir.Route.Gateways on a shared socket) and the certificates
+// the socket, else re-encoded with only their Gateways' routes (routes
+// carry their Gateways on a shared socket) and the certificates
 // one of their Gateways owns. nil when that encoding fails, leaving the
 // listener out. Called with Server.mu held (it fills the variants cache).
 func (l *listenerRes) forGroup(gateways []string) (*pb.Resource, []string) {
@@ -114,6 +114,12 @@ func (l *listenerRes) forGroup(gateways []string) (*pb.Resource, []string) {
 		// A host without routes stays for its own Gateway (it answers 404).
 		if len(cp.Routes) > 0 || (len(vh.Routes) == 0 && slices.Contains(gateways, vh.Gateway)) {
 			lc.VirtualHosts = append(lc.VirtualHosts, &cp)
+		}
+	}
+	lc.L4Routes = nil
+	for _, r := range l.ir.L4Routes {
+		if r != nil && intersects(r.Gateways, gateways) {
+			lc.L4Routes = append(lc.L4Routes, r)
 		}
 	}
 	r, err := EncodeListener(&lc)

@@ -505,8 +505,12 @@ func TestSharedListenerSendsOnlyOwnRoutes(t *testing.T) {
 				{Domain: "a.example", Gateway: "ns/a", Routes: []*ir.Route{route("ra", "ca", "ns/a")}},
 				{Domain: "b.example", Gateway: "ns/b", Routes: []*ir.Route{route("rb", "cb", "ns/b")}},
 				{Domain: "*", Gateway: "ns/a", Routes: []*ir.Route{route("both", "cboth", "ns/a", "ns/b"), route("rb2", "cb2", "ns/b")}},
+			}},
+			{Name: "0.0.0.0:443", Port: 443, Protocol: ir.ProtocolTLS, Gateways: []string{"ns/a", "ns/b"}, L4Routes: []*ir.L4Route{
+				{Name: "ta", Gateways: []string{"ns/a"}, Hostnames: []string{"a.example"}, Backends: []*ir.Backend{{Name: "tca", Cluster: "tca", Weight: 1}}},
+				{Name: "tb", Gateways: []string{"ns/b"}, Hostnames: []string{"b.example"}, Backends: []*ir.Backend{{Name: "tcb", Cluster: "tcb", Weight: 1}}},
 			}}},
-		Clusters: []*ir.Cluster{{Name: "ca"}, {Name: "cb"}, {Name: "cboth"}, {Name: "cb2"}},
+		Clusters: []*ir.Cluster{{Name: "ca"}, {Name: "cb"}, {Name: "cboth"}, {Name: "cb2"}, {Name: "tca"}, {Name: "tcb"}},
 	}
 	snap, err := newSnapshot(cfg, nil, nil)
 	if err != nil {
@@ -518,7 +522,7 @@ func TestSharedListenerSendsOnlyOwnRoutes(t *testing.T) {
 		names = append(names, n)
 	}
 	slices.Sort(names)
-	if want := []string{"cluster/ca", "cluster/cboth", "listener/0.0.0.0:80"}; !slices.Equal(names, want) {
+	if want := []string{"cluster/ca", "cluster/cboth", "cluster/tca", "listener/0.0.0.0:443", "listener/0.0.0.0:80"}; !slices.Equal(names, want) {
 		t.Fatalf("view of ns/a = %v, want %v", names, want)
 	}
 	l, err := DecodeListener(v.res["listener/0.0.0.0:80"])
@@ -534,8 +538,15 @@ func TestSharedListenerSendsOnlyOwnRoutes(t *testing.T) {
 	if want := []string{"a.example/ra", "*/both"}; !slices.Equal(got, want) {
 		t.Errorf("routes sent to ns/a's proxies = %v, want %v", got, want)
 	}
-	// Both Gateways' proxies get the listener whole.
-	if all := snap.filter([]string{"ns/a", "ns/b"}, nil); len(all.res) != 5 {
-		t.Errorf("view of both has %d resources, want 5", len(all.res))
+	tl, err := DecodeListener(v.res["listener/0.0.0.0:443"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(tl.L4Routes) != 1 || tl.L4Routes[0].Name != "ta" {
+		t.Errorf("L4 routes sent to ns/a's proxies = %+v, want only ta", tl.L4Routes)
+	}
+	// Both Gateways' proxies get the listeners whole.
+	if all := snap.filter([]string{"ns/a", "ns/b"}, nil); len(all.res) != 8 {
+		t.Errorf("view of both has %d resources, want 8", len(all.res))
 	}
 }

@@ -40,6 +40,7 @@ type l4Placed struct {
 	key     nsName
 	rule    int
 	lhost   string // hostname of the listener that placed it
+	gw      string // "namespace/name" of the Gateway that placed it
 }
 
 // l4Route is a TCPRoute, TLSRoute or UDPRoute being translated.
@@ -268,7 +269,7 @@ func (t *translator) attachL4(r *l4Route, idx int, attached map[*listener]bool) 
 				placed := *lr
 				placed.Hostnames = hosts
 				placed.Terminate = l.l4.terminate
-				s.l4 = append(s.l4, &l4Placed{route: &placed, created: r.created, key: r.key, rule: ri, lhost: l.hostname})
+				s.l4 = append(s.l4, &l4Placed{route: &placed, created: r.created, key: r.key, rule: ri, lhost: l.hostname, gw: l.gw.key.String()})
 			}
 		}
 	}
@@ -328,13 +329,20 @@ func (t *translator) buildL4(cfg *ir.Config) {
 			return da != db && domainLess(da, db)
 		})
 		l.L4Routes = []*ir.L4Route{}
-		seen := map[string]bool{}
+		seen := map[string]*ir.L4Route{}
+		shared := len(l.Gateways) > 1 // routes then say whose they are
 		for _, p := range s.l4 {
 			k := p.route.Name + "|" + strings.Join(p.route.Hostnames, ",")
-			if seen[k] {
-				continue // attached twice to this socket
+			if r := seen[k]; r != nil { // attached twice to this socket
+				if shared {
+					r.Gateways = addGateway(r.Gateways, p.gw)
+				}
+				continue
 			}
-			seen[k] = true
+			seen[k] = p.route
+			if shared {
+				p.route.Gateways = []string{p.gw}
+			}
 			l.L4Routes = append(l.L4Routes, p.route)
 			if p.route.Terminate && l.TLS == nil {
 				l.TLS = &ir.TLS{Certificates: certificates(s)}
