@@ -27,7 +27,6 @@ import (
 	"causeway.dev/causeway/internal/leader"
 	"causeway.dev/causeway/internal/provider/kube"
 	"causeway.dev/causeway/internal/provision"
-	"causeway.dev/causeway/internal/proxy"
 	"causeway.dev/causeway/internal/resource"
 	"causeway.dev/causeway/internal/status"
 	"causeway.dev/causeway/internal/telemetry"
@@ -105,16 +104,9 @@ func runController(args []string) error {
 		Status:      statusOut,
 		AddressPool: pool,
 		Logger:      log,
-		Proxy: proxy.Options{
-			Metrics:           metrics,
-			AccessLog:         accessLog,
-			TrustedHops:       f.trustedHops,
-			MaxHeaderBytes:    f.maxHeader,
-			MaxBodyBytes:      f.maxBody,
-			MaxConnections:    f.maxConns,
-			ReadHeaderTimeout: f.headerTimout,
-			IdleTimeout:       f.idleTimeout,
-		},
+		Proxy:       f.proxyOptions(metrics, accessLog),
+		// --zone and --region were registered here but never applied.
+		Upstream: f.upstreamOptions(),
 	})
 	adm := admin.New(gw, admin.Options{Addr: f.adminAddr, Metrics: metrics.Handler(), Logger: log})
 	if err := adm.Start(); err != nil {

@@ -81,17 +81,8 @@ func serve(f gatewayFlags) error {
 	gw := gateway.New(gateway.Options{
 		ConfigDir: f.config,
 		Logger:    log,
-		Proxy: proxy.Options{
-			Metrics:           metrics,
-			AccessLog:         accessLog,
-			TrustedHops:       f.trustedHops,
-			MaxHeaderBytes:    f.maxHeader,
-			MaxBodyBytes:      f.maxBody,
-			MaxConnections:    f.maxConns,
-			ReadHeaderTimeout: f.headerTimout,
-			IdleTimeout:       f.idleTimeout,
-		},
-		Upstream: upstream.Options{Zone: f.zone, Region: f.region},
+		Proxy:     f.proxyOptions(metrics, accessLog),
+		Upstream:  f.upstreamOptions(),
 	})
 	adm := admin.New(gw, admin.Options{Addr: f.adminAddr, Metrics: metrics.Handler(), Logger: log})
 	if err := adm.Start(); err != nil {
@@ -118,6 +109,25 @@ func drain(f gatewayFlags, log *slog.Logger, shutdown func(context.Context) erro
 	}
 	_ = adm.Shutdown(ctx)
 	log.Info("stopped")
+}
+
+// proxyOptions are the data plane's settings from the flags.
+func (f gatewayFlags) proxyOptions(m *telemetry.Metrics, al *telemetry.AccessLog) proxy.Options {
+	return proxy.Options{
+		Metrics:           m,
+		AccessLog:         al,
+		TrustedHops:       f.trustedHops,
+		MaxHeaderBytes:    f.maxHeader,
+		MaxBodyBytes:      f.maxBody,
+		MaxConnections:    f.maxConns,
+		ReadHeaderTimeout: f.headerTimout,
+		IdleTimeout:       f.idleTimeout,
+	}
+}
+
+// upstreamOptions are the endpoint manager's settings from the flags.
+func (f gatewayFlags) upstreamOptions() upstream.Options {
+	return upstream.Options{Zone: f.zone, Region: f.region}
 }
 
 func newLogger(level string) (*slog.Logger, error) {

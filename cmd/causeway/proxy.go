@@ -101,12 +101,12 @@ func runProxy(args []string) error {
 	defer closeLog()
 
 	metrics := telemetry.NewMetrics()
-	ups := upstream.NewManager(upstream.Options{Logger: log, Zone: f.zone, Region: f.region})
-	px := proxy.New(proxy.Options{
-		Upstreams: ups, Metrics: metrics, AccessLog: accessLog, Logger: log,
-		TrustedHops: f.trustedHops, MaxHeaderBytes: f.maxHeader, MaxBodyBytes: f.maxBody,
-		MaxConnections: f.maxConns, ReadHeaderTimeout: f.headerTimout, IdleTimeout: f.idleTimeout,
-	})
+	uo := f.upstreamOptions()
+	uo.Logger = log
+	ups := upstream.NewManager(uo)
+	po := f.proxyOptions(metrics, accessLog)
+	po.Upstreams, po.Logger = ups, log
+	px := proxy.New(po)
 	ag, err := agent.New(agent.Options{
 		Addrs: splitList(*control),
 		Node: &pb.Node{Id: *id, Role: *role, Gateways: splitList(*gateways), Token: tok, Build: version,
