@@ -554,39 +554,13 @@ func lb(c *ir.Cluster) *ir.LoadBalancer {
 	return c.LoadBalancer
 }
 
-func hc(c *ir.Cluster) *ir.HealthCheck {
-	if c.HealthCheck == nil {
-		c.HealthCheck = &ir.HealthCheck{}
+// ensure returns *p, allocating a zero T there first when it is nil: a
+// policy field creates the IR section it sets.
+func ensure[T any](p **T) *T {
+	if *p == nil {
+		*p = new(T)
 	}
-	return c.HealthCheck
-}
-
-func od(c *ir.Cluster) *ir.OutlierDetection {
-	if c.Outlier == nil {
-		c.Outlier = &ir.OutlierDetection{}
-	}
-	return c.Outlier
-}
-
-func cb(c *ir.Cluster) *ir.CircuitBreaker {
-	if c.CircuitBreaker == nil {
-		c.CircuitBreaker = &ir.CircuitBreaker{}
-	}
-	return c.CircuitBreaker
-}
-
-func retryOf(r *ir.Route) *ir.Retry {
-	if r.Retry == nil {
-		r.Retry = &ir.Retry{}
-	}
-	return r.Retry
-}
-
-func faultOf(r *ir.Route) *ir.Fault {
-	if r.Fault == nil {
-		r.Fault = &ir.Fault{}
-	}
-	return r.Fault
+	return *p
 }
 
 func dur(d *metav1.Duration) ir.Duration { return ir.Duration(d.Duration) }

@@ -200,12 +200,12 @@ func (pc *policyCompiler) healthCheck(h *v1alpha1.HealthCheck) {
 			hh.ExpectedStatuses = append(hh.ExpectedStatuses, int(s))
 		}
 		pc.cluster("healthCheck.kind", f+".http", func(c *ir.Cluster) {
-			h := hc(c)
+			h := ensure(&c.HealthCheck)
 			h.HTTP, h.TCP, h.GRPC = hh, false, nil
 		})
 	case a.TCP != nil:
 		pc.cluster("healthCheck.kind", f+".tcp", func(c *ir.Cluster) {
-			h := hc(c)
+			h := ensure(&c.HealthCheck)
 			h.HTTP, h.TCP, h.GRPC = nil, true, nil
 		})
 	default:
@@ -214,27 +214,27 @@ func (pc *policyCompiler) healthCheck(h *v1alpha1.HealthCheck) {
 			g.Service = *a.GRPC.Service
 		}
 		pc.cluster("healthCheck.kind", f+".grpc", func(c *ir.Cluster) {
-			h := hc(c)
+			h := ensure(&c.HealthCheck)
 			h.HTTP, h.TCP, h.GRPC = nil, false, g
 		})
 	}
 	if d, ok := pc.duration(a.Interval, f+".interval"); ok {
-		pc.cluster("healthCheck.interval", f+".interval", func(c *ir.Cluster) { hc(c).Interval = d })
+		pc.cluster("healthCheck.interval", f+".interval", func(c *ir.Cluster) { ensure(&c.HealthCheck).Interval = d })
 	}
 	if d, ok := pc.duration(a.Timeout, f+".timeout"); ok {
-		pc.cluster("healthCheck.timeout", f+".timeout", func(c *ir.Cluster) { hc(c).Timeout = d })
+		pc.cluster("healthCheck.timeout", f+".timeout", func(c *ir.Cluster) { ensure(&c.HealthCheck).Timeout = d })
 	}
 	if a.Jitter != nil && a.Jitter.Duration < 0 {
 		pc.fail(f+".jitter", "%s must not be negative", a.Jitter.Duration)
 	} else if a.Jitter != nil {
 		d := dur(a.Jitter)
-		pc.cluster("healthCheck.jitter", f+".jitter", func(c *ir.Cluster) { hc(c).Jitter = d })
+		pc.cluster("healthCheck.jitter", f+".jitter", func(c *ir.Cluster) { ensure(&c.HealthCheck).Jitter = d })
 	}
 	if v, ok := pc.count(a.HealthyThreshold, 1, 1000, f+".healthyThreshold"); ok {
-		pc.cluster("healthCheck.healthyThreshold", f+".healthyThreshold", func(c *ir.Cluster) { hc(c).HealthyThreshold = v })
+		pc.cluster("healthCheck.healthyThreshold", f+".healthyThreshold", func(c *ir.Cluster) { ensure(&c.HealthCheck).HealthyThreshold = v })
 	}
 	if v, ok := pc.count(a.UnhealthyThreshold, 1, 1000, f+".unhealthyThreshold"); ok {
-		pc.cluster("healthCheck.unhealthyThreshold", f+".unhealthyThreshold", func(c *ir.Cluster) { hc(c).UnhealthyThreshold = v })
+		pc.cluster("healthCheck.unhealthyThreshold", f+".unhealthyThreshold", func(c *ir.Cluster) { ensure(&c.HealthCheck).UnhealthyThreshold = v })
 	}
 }
 
@@ -245,25 +245,25 @@ func (pc *policyCompiler) outlier(o *v1alpha1.OutlierDetection) {
 	const f = "spec.outlierDetection"
 	const max = 1 << 20
 	if v, ok := pc.count(o.Consecutive5xx, 0, max, f+".consecutive5xx"); ok {
-		pc.cluster("outlierDetection.consecutive5xx", f+".consecutive5xx", func(c *ir.Cluster) { od(c).Consecutive5xx = v })
+		pc.cluster("outlierDetection.consecutive5xx", f+".consecutive5xx", func(c *ir.Cluster) { ensure(&c.Outlier).Consecutive5xx = v })
 	}
 	if v, ok := pc.count(o.ConsecutiveGatewayErrors, 0, max, f+".consecutiveGatewayErrors"); ok {
-		pc.cluster("outlierDetection.consecutiveGatewayErrors", f+".consecutiveGatewayErrors", func(c *ir.Cluster) { od(c).ConsecutiveGatewayErrors = v })
+		pc.cluster("outlierDetection.consecutiveGatewayErrors", f+".consecutiveGatewayErrors", func(c *ir.Cluster) { ensure(&c.Outlier).ConsecutiveGatewayErrors = v })
 	}
 	if v, ok := pc.count(o.ConsecutiveLocalOriginFailures, 0, max, f+".consecutiveLocalOriginFailures"); ok {
-		pc.cluster("outlierDetection.consecutiveLocalOriginFailures", f+".consecutiveLocalOriginFailures", func(c *ir.Cluster) { od(c).ConsecutiveLocalOriginFailures = v })
+		pc.cluster("outlierDetection.consecutiveLocalOriginFailures", f+".consecutiveLocalOriginFailures", func(c *ir.Cluster) { ensure(&c.Outlier).ConsecutiveLocalOriginFailures = v })
 	}
 	if d, ok := pc.duration(o.Interval, f+".interval"); ok {
-		pc.cluster("outlierDetection.interval", f+".interval", func(c *ir.Cluster) { od(c).Interval = d })
+		pc.cluster("outlierDetection.interval", f+".interval", func(c *ir.Cluster) { ensure(&c.Outlier).Interval = d })
 	}
 	if d, ok := pc.duration(o.BaseEjectionTime, f+".baseEjectionTime"); ok {
-		pc.cluster("outlierDetection.baseEjectionTime", f+".baseEjectionTime", func(c *ir.Cluster) { od(c).BaseEjectionTime = d })
+		pc.cluster("outlierDetection.baseEjectionTime", f+".baseEjectionTime", func(c *ir.Cluster) { ensure(&c.Outlier).BaseEjectionTime = d })
 	}
 	if v, ok := pc.count(o.MaxEjectionPercent, 0, 100, f+".maxEjectionPercent"); ok {
-		pc.cluster("outlierDetection.maxEjectionPercent", f+".maxEjectionPercent", func(c *ir.Cluster) { od(c).MaxEjectionPercent = v })
+		pc.cluster("outlierDetection.maxEjectionPercent", f+".maxEjectionPercent", func(c *ir.Cluster) { ensure(&c.Outlier).MaxEjectionPercent = v })
 	}
 	if v, ok := pc.count(o.PanicThreshold, 0, 100, f+".panicThreshold"); ok {
-		pc.cluster("outlierDetection.panicThreshold", f+".panicThreshold", func(c *ir.Cluster) { od(c).PanicThreshold = &v })
+		pc.cluster("outlierDetection.panicThreshold", f+".panicThreshold", func(c *ir.Cluster) { ensure(&c.Outlier).PanicThreshold = &v })
 	}
 }
 
@@ -274,16 +274,16 @@ func (pc *policyCompiler) breaker(b *v1alpha1.CircuitBreaker) {
 	const f = "spec.circuitBreaker"
 	const max = 1 << 30
 	if v, ok := pc.count(b.MaxConnections, 0, max, f+".maxConnections"); ok {
-		pc.cluster("circuitBreaker.maxConnections", f+".maxConnections", func(c *ir.Cluster) { cb(c).MaxConnections = v })
+		pc.cluster("circuitBreaker.maxConnections", f+".maxConnections", func(c *ir.Cluster) { ensure(&c.CircuitBreaker).MaxConnections = v })
 	}
 	if v, ok := pc.count(b.MaxPendingRequests, 0, max, f+".maxPendingRequests"); ok {
-		pc.cluster("circuitBreaker.maxPendingRequests", f+".maxPendingRequests", func(c *ir.Cluster) { cb(c).MaxPendingRequests = v })
+		pc.cluster("circuitBreaker.maxPendingRequests", f+".maxPendingRequests", func(c *ir.Cluster) { ensure(&c.CircuitBreaker).MaxPendingRequests = v })
 	}
 	if v, ok := pc.count(b.MaxRequests, 0, max, f+".maxRequests"); ok {
-		pc.cluster("circuitBreaker.maxRequests", f+".maxRequests", func(c *ir.Cluster) { cb(c).MaxRequests = v })
+		pc.cluster("circuitBreaker.maxRequests", f+".maxRequests", func(c *ir.Cluster) { ensure(&c.CircuitBreaker).MaxRequests = v })
 	}
 	if v, ok := pc.count(b.MaxRetries, 0, max, f+".maxRetries"); ok {
-		pc.cluster("circuitBreaker.maxRetries", f+".maxRetries", func(c *ir.Cluster) { cb(c).MaxRetries = v })
+		pc.cluster("circuitBreaker.maxRetries", f+".maxRetries", func(c *ir.Cluster) { ensure(&c.CircuitBreaker).MaxRetries = v })
 	}
 }
 
@@ -299,12 +299,12 @@ func (pc *policyCompiler) retry(r *v1alpha1.Retry) {
 	}
 	const f = "spec.retry"
 	// An empty retry still turns retries on, with the defaults.
-	pc.route("retry", f, func(rt *ir.Route) { retryOf(rt) })
+	pc.route("retry", f, func(rt *ir.Route) { ensure(&rt.Retry) })
 	if v, ok := pc.count(r.NumAttempts, 0, 100, f+".numAttempts"); ok {
-		pc.route("retry.attempts", f+".numAttempts", func(rt *ir.Route) { retryOf(rt).Attempts = v })
+		pc.route("retry.attempts", f+".numAttempts", func(rt *ir.Route) { ensure(&rt.Retry).Attempts = v })
 	}
 	if d, ok := pc.duration(r.PerTryTimeout, f+".perTryTimeout"); ok {
-		pc.route("retry.perTryTimeout", f+".perTryTimeout", func(rt *ir.Route) { retryOf(rt).PerTryTimeout = d })
+		pc.route("retry.perTryTimeout", f+".perTryTimeout", func(rt *ir.Route) { ensure(&rt.Retry).PerTryTimeout = d })
 	}
 	if len(r.RetryOn) > 0 {
 		on := make([]string, 0, len(r.RetryOn))
@@ -317,7 +317,7 @@ func (pc *policyCompiler) retry(r *v1alpha1.Retry) {
 				on = append(on, c)
 			}
 		}
-		pc.route("retry.on", f+".retryOn", func(rt *ir.Route) { retryOf(rt).On = on })
+		pc.route("retry.on", f+".retryOn", func(rt *ir.Route) { ensure(&rt.Retry).On = on })
 	}
 	if len(r.RetriableStatusCodes) > 0 {
 		codes := make([]int, 0, len(r.RetriableStatusCodes))
@@ -328,7 +328,7 @@ func (pc *policyCompiler) retry(r *v1alpha1.Retry) {
 			}
 			codes = append(codes, int(c))
 		}
-		pc.route("retry.statusCodes", f+".retriableStatusCodes", func(rt *ir.Route) { retryOf(rt).StatusCodes = codes })
+		pc.route("retry.statusCodes", f+".retriableStatusCodes", func(rt *ir.Route) { ensure(&rt.Retry).StatusCodes = codes })
 	}
 	if b := r.Backoff; b != nil {
 		base, okb := pc.duration(b.BaseInterval, f+".backoff.baseInterval")
@@ -338,18 +338,18 @@ func (pc *policyCompiler) retry(r *v1alpha1.Retry) {
 			return
 		}
 		if okb {
-			pc.route("retry.backoffBase", f+".backoff.baseInterval", func(rt *ir.Route) { retryOf(rt).BackoffBase = base })
+			pc.route("retry.backoffBase", f+".backoff.baseInterval", func(rt *ir.Route) { ensure(&rt.Retry).BackoffBase = base })
 		}
 		if okm {
-			pc.route("retry.backoffMax", f+".backoff.maxInterval", func(rt *ir.Route) { retryOf(rt).BackoffMax = mx })
+			pc.route("retry.backoffMax", f+".backoff.maxInterval", func(rt *ir.Route) { ensure(&rt.Retry).BackoffMax = mx })
 		}
 	}
 	if b := r.Budget; b != nil {
 		if v, ok := pc.count(b.Percent, 0, 100, f+".budget.percent"); ok {
-			pc.route("retry.budgetPercent", f+".budget.percent", func(rt *ir.Route) { retryOf(rt).BudgetPercent = v })
+			pc.route("retry.budgetPercent", f+".budget.percent", func(rt *ir.Route) { ensure(&rt.Retry).BudgetPercent = v })
 		}
 		if v, ok := pc.count(b.MinRetryConcurrency, 0, 1<<20, f+".budget.minRetryConcurrency"); ok {
-			pc.route("retry.minRetryConcurrency", f+".budget.minRetryConcurrency", func(rt *ir.Route) { retryOf(rt).MinRetryConcurrency = v })
+			pc.route("retry.minRetryConcurrency", f+".budget.minRetryConcurrency", func(rt *ir.Route) { ensure(&rt.Retry).MinRetryConcurrency = v })
 		}
 	}
 }
@@ -390,7 +390,7 @@ func (pc *policyCompiler) fault(fi *v1alpha1.FaultInjection) {
 		}
 		delay := dur(&d.FixedDelay)
 		pc.route("fault.delay", f+".delay", func(r *ir.Route) {
-			ft := faultOf(r)
+			ft := ensure(&r.Fault)
 			ft.Delay, ft.DelayPercent = delay, pct
 		})
 	}
@@ -406,7 +406,7 @@ func (pc *policyCompiler) fault(fi *v1alpha1.FaultInjection) {
 			pct = v
 		}
 		pc.route("fault.abort", f+".abort", func(r *ir.Route) {
-			ft := faultOf(r)
+			ft := ensure(&r.Fault)
 			ft.AbortStatus, ft.AbortGRPCStatus, ft.AbortPercent = httpCode, grpcCode, pct
 		})
 	}
@@ -421,7 +421,7 @@ func (pc *policyCompiler) fault(fi *v1alpha1.FaultInjection) {
 			value = *h.Value
 		}
 		pc.route("fault.headerMatch", f+".headerMatch", func(r *ir.Route) {
-			ft := faultOf(r)
+			ft := ensure(&r.Fault)
 			ft.Header, ft.HeaderValue = name, value
 		})
 	}
